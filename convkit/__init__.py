@@ -1,0 +1,11 @@
+"""convkit: CPU convolution kernels in typed Cython with OpenMP, under a thin NumPy API."""
+__version__ = "0.1.0"
+
+from ._config import show_config
+from ._threads import get_num_threads, set_num_threads
+from .conv import conv2d
+from .im2col import col2im, im2col
+
+__all__ = [
+    "col2im", "conv2d", "get_num_threads", "im2col", "set_num_threads", "show_config",
+]

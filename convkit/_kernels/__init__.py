@@ -1,0 +1,1 @@
+"""Compiled kernels, built from ``src/*.pyx``. Call them through convkit's public functions."""

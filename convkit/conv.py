@@ -1,0 +1,151 @@
+"""conv2d: direct and im2col + GEMM, over NHWC or NCHW, with groups, dilation and asymmetric padding."""
+import numpy as np
+
+from ._kernels import conv_direct as _direct
+from ._kernels import im2col as _im2col
+from ._layout import conv_weight_to_hwio, from_nhwc, layout_shape, to_nhwc
+from ._threads import resolve_num_threads
+from ._validation import (as_float_array, check_choice, check_layout, check_ndim, check_out,
+                          conv_geometry, int_arg)
+
+ALGORITHMS = ("auto", "direct", "im2col")
+
+#: Bytes of column matrix the im2col path materialises at once.  Output rows are processed in tiles of
+#: as many rows as fit (at least one), so the workspace is bounded whatever the batch or image size,
+#: while each GEMM still has hundreds of rows (e.g. 1,800 for a 3x3x128 layer in float32).
+IM2COL_WORKSPACE_BYTES = 8 << 20
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, layout="NHWC",
+           algo="auto", num_threads=None, out=None):
+    """2-D convolution (cross-correlation, as every deep-learning framework computes it).
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64
+        ``(N, H, W, C)`` for ``layout="NHWC"`` (default), ``(N, C, H, W)`` for ``"NCHW"``.
+    weight : ndarray, same dtype
+        ``(KH, KW, C/groups, Cout)`` (HWIO, TensorFlow) for NHWC; ``(Cout, C/groups, KH, KW)``
+        (PyTorch) for NCHW.
+    bias : ndarray (Cout,), optional
+    stride, dilation : int or (h, w)
+    padding : int, (h, w), ``"valid"`` or ``"same"`` (TensorFlow's SAME: odd extra pixel bottom/right)
+    groups : int
+        Input and output channels are split into ``groups`` independent convolutions.
+    algo : ``"direct"``, ``"im2col"`` or ``"auto"`` (see :func:`choose_algorithm`)
+    num_threads : int, optional
+        OpenMP threads; ``None`` uses :func:`convkit.get_num_threads`.
+    out : ndarray, optional
+        C-contiguous output of the right shape and dtype, not overlapping the inputs.
+
+    Returns the C-contiguous output, ``(N, Hout, Wout, Cout)`` or ``(N, Cout, Hout, Wout)``.
+    """
+    check_layout(layout)
+    check_choice(algo, "algo", ALGORITHMS)
+    x = as_float_array(x, "x")
+    check_ndim(x, 4, "x", f"({', '.join(layout)})")
+    weight = as_float_array(weight, "weight", x.dtype)
+    check_ndim(weight, 4, "weight", "(KH, KW, Cin/groups, Cout)" if layout == "NHWC"
+               else "(Cout, Cin/groups, KH, KW)")
+    groups = int_arg(groups, "groups", 1)
+    xh = to_nhwc(x, layout)
+    w = conv_weight_to_hwio(weight, layout)
+    n, h, wid, c = xh.shape
+    kh, kw, cin_g, cout = w.shape
+    if c % groups:
+        raise ValueError(f"expected groups to divide the input channels {c}, got groups={groups}")
+    if cout % groups:
+        raise ValueError(f"expected groups to divide the output channels {cout}, got groups={groups}")
+    if cin_g != c // groups:
+        raise ValueError(f"expected weight to have {c // groups} input channels per group "
+                         f"(input channels {c} / groups {groups}), got {cin_g}")
+    if bias is not None:
+        bias = as_float_array(bias, "bias", x.dtype)
+        if bias.shape != (cout,):
+            raise ValueError(f"expected bias to have shape ({cout},), got {bias.shape}")
+    stride, dilation, pads, (hout, wout) = conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
+    nt = resolve_num_threads(num_threads)
+    if out is not None:
+        check_out(out, layout_shape(n, hout, wout, cout, layout), x.dtype, (x, weight, bias))
+    if algo == "auto":
+        algo = choose_algorithm(c, cout, (kh, kw), stride, groups)
+
+    y = out if (out is not None and layout == "NHWC") else np.empty((n, hout, wout, cout), x.dtype)
+    if algo == "direct":
+        _conv_direct(xh, w, bias, stride, pads, dilation, groups, y, nt)
+    else:
+        _conv_im2col(xh, w, bias, stride, pads, dilation, groups, y, nt)
+    if layout == "NHWC":
+        return y
+    if out is None:
+        return from_nhwc(y, layout)
+    out[...] = y.transpose(0, 3, 1, 2)
+    return out
+
+
+def choose_algorithm(in_channels, out_channels, kernel_size, stride, groups):
+    """The ``algo="auto"`` rule: im2col + BLAS GEMM when each group's GEMM is large, else direct.
+
+    BLAS wins when the reduction (KH*KW*Cin/groups) and the output channels per group are both wide;
+    with few channels per group (grouped, depthwise) or a thin reduction (an RGB stem), the GEMMs are
+    too small to amortise and the direct kernel, which needs no workspace, is faster.
+    """
+    cin_g, cout_g = in_channels // groups, out_channels // groups
+    reduction = kernel_size[0] * kernel_size[1] * cin_g
+    return "im2col" if cout_g >= 32 and reduction >= 64 else "direct"
+
+
+def _conv_direct(x, w, bias, stride, pads, dilation, groups, y, nt):
+    _direct.conv2d_nhwc(x, _direct.pack_weights(w, groups), bias, y, stride[0], stride[1],
+                        pads[0], pads[2], dilation[0], dilation[1], w.shape[3] // groups, nt)
+
+
+def im2col_tile_rows(out_rows, out_width, reduction, itemsize):
+    """Output rows (over batch x height) per im2col tile under IM2COL_WORKSPACE_BYTES."""
+    per_row = max(out_width * reduction * itemsize, 1)
+    return max(1, min(out_rows, IM2COL_WORKSPACE_BYTES // per_row))
+
+
+def im2col_workspace_bytes(x_shape, weight_hwio_shape, stride, pads, dilation, groups, out_hw, itemsize):
+    """Bytes of column workspace ``algo="im2col"`` allocates for this convolution (0 for 1x1 as GEMM)."""
+    kh, kw, cin_g, _ = weight_hwio_shape
+    if _is_pointwise((kh, kw), stride, pads):
+        return 0
+    rows = im2col_tile_rows(x_shape[0] * out_hw[0], out_hw[1], kh * kw * cin_g, itemsize)
+    return rows * out_hw[1] * kh * kw * cin_g * itemsize
+
+
+def _is_pointwise(kernel_size, stride, pads):
+    return kernel_size == (1, 1) and stride == (1, 1) and not any(pads)
+
+
+def _conv_im2col(x, w, bias, stride, pads, dilation, groups, y, nt):
+    n, h, wid, c = x.shape
+    kh, kw, cin_g, cout = w.shape
+    cout_g = cout // groups
+    _, hout, wout, _ = y.shape
+    w2d = w.reshape(kh * kw * cin_g, cout)  # rows (kh, kw, ci): the column order of im2col_nhwc
+    y2d = y.reshape(n * hout * wout, cout)
+    if _is_pointwise((kh, kw), stride, pads):
+        # A 1x1 convolution in NHWC is already a GEMM: the input is the column matrix.
+        x2d = x.reshape(n * h * wid, c)
+        for g in range(groups):
+            np.matmul(x2d[:, g * cin_g:(g + 1) * cin_g], w2d[:, g * cout_g:(g + 1) * cout_g],
+                      out=y2d[:, g * cout_g:(g + 1) * cout_g])
+        if bias is not None:
+            y2d += bias
+        return
+    reduction = kh * kw * cin_g
+    tile_rows = im2col_tile_rows(n * hout, wout, reduction, x.itemsize)
+    cols = np.empty((tile_rows * wout, reduction), dtype=x.dtype)
+    for r0 in range(0, n * hout, tile_rows):
+        r1 = min(r0 + tile_rows, n * hout)
+        m = (r1 - r0) * wout
+        y_tile = y2d[r0 * wout:r1 * wout]
+        for g in range(groups):
+            _im2col.im2col_nhwc(x, cols, r0, r1, g * cin_g, cin_g, kh, kw, stride[0], stride[1],
+                                pads[0], pads[2], dilation[0], dilation[1], hout, wout, nt)
+            np.matmul(cols[:m], w2d[:, g * cout_g:(g + 1) * cout_g],
+                      out=y_tile[:, g * cout_g:(g + 1) * cout_g])
+        if bias is not None:
+            y_tile += bias

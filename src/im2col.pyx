@@ -1,0 +1,196 @@
+"""im2col / col2im for NHWC and NCHW, parallel over output rows.
+
+NHWC: one row of the column matrix per output pixel, columns ordered (kh, kw, c) with c fastest, so every
+tap is a contiguous copy of ``cg`` channels.  NCHW: PyTorch's ``unfold`` layout, rows (c, kh, kw), columns
+output pixels.  Bounds are tested once per input row (hoisted out of the width loop) with Caffe's
+unsigned compare: ``(size_t)i < (size_t)n`` is false for negative ``i`` too.
+
+col2im is written as a gather (each input pixel sums the column entries that read it), so threads own
+disjoint input rows and never race.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memcpy, memset
+
+
+cdef inline void im2col_nhwc_row(
+    const floating* x, floating* cols, Py_ssize_t n, Py_ssize_t oh,
+    Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t cg,
+    Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
+    Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Wout,
+) noexcept nogil:
+    """Fill the Wout rows of ``cols`` (each KH*KW*cg long) for output row ``oh`` of image ``n``."""
+    cdef Py_ssize_t ow, kh, kw, ih, iw
+    cdef const floating* x_row
+    cdef floating* dst = cols
+    for ow in range(Wout):
+        for kh in range(KH):
+            ih = oh * sh - pt + kh * dh
+            if <size_t>ih >= <size_t>H:
+                memset(dst, 0, KW * cg * sizeof(floating))
+                dst += KW * cg
+                continue
+            x_row = x + ((n * H + ih) * W) * C + c0
+            for kw in range(KW):
+                iw = ow * sw - pl + kw * dw
+                if <size_t>iw < <size_t>W:
+                    memcpy(dst, x_row + iw * C, cg * sizeof(floating))
+                else:
+                    memset(dst, 0, cg * sizeof(floating))
+                dst += cg
+
+
+def im2col_nhwc(const floating[:, :, :, ::1] x, floating[:, ::1] cols,
+                Py_ssize_t row_begin, Py_ssize_t row_end, Py_ssize_t c0, Py_ssize_t cg,
+                Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+                Py_ssize_t Hout, Py_ssize_t Wout, int num_threads):
+    """Columns of output rows ``row_begin:row_end`` (flat over (n, oh)) into ``cols``.
+
+    ``cols`` has ``(row_end - row_begin) * Wout`` rows of ``KH*KW*cg`` values taken from channels
+    ``c0:c0+cg``.
+    """
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t r, K = KH * KW * cg
+    if row_end <= row_begin or K == 0:
+        return
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef floating* cp = &cols[0, 0]
+    with nogil:
+        for r in prange(row_begin, row_end, num_threads=num_threads, schedule="static"):
+            im2col_nhwc_row(xp, cp + (r - row_begin) * Wout * K, r // Hout, r % Hout,
+                            H, W, C, c0, cg, KH, KW, sh, sw, pt, pl, dh, dw, Wout)
+
+
+cdef inline void col2im_nhwc_row(
+    const floating* cols, floating* x, Py_ssize_t n, Py_ssize_t ih,
+    Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW,
+    Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+    Py_ssize_t Hout, Py_ssize_t Wout,
+) noexcept nogil:
+    """Sum into input row ``ih`` of image ``n`` every column entry that im2col took from it."""
+    cdef Py_ssize_t K = KH * KW * C
+    cdef Py_ssize_t iw, kh, kw, c, th, tw, oh, ow
+    cdef floating* dst
+    cdef const floating* src
+    memset(x + (n * H + ih) * W * C, 0, W * C * sizeof(floating))
+    for kh in range(KH):
+        # Output row oh reads input row ih through tap kh when oh*sh - pt + kh*dh == ih.
+        th = ih + pt - kh * dh
+        if th < 0 or th % sh != 0:
+            continue
+        oh = th // sh
+        if oh >= Hout:
+            continue
+        for iw in range(W):
+            dst = x + ((n * H + ih) * W + iw) * C
+            for kw in range(KW):
+                tw = iw + pl - kw * dw
+                if tw < 0 or tw % sw != 0:
+                    continue
+                ow = tw // sw
+                if ow >= Wout:
+                    continue
+                src = cols + ((n * Hout + oh) * Wout + ow) * K + (kh * KW + kw) * C
+                for c in range(C):
+                    dst[c] += src[c]
+
+
+def col2im_nhwc(const floating[:, ::1] cols, floating[:, :, :, ::1] x,
+                Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+                Py_ssize_t Hout, Py_ssize_t Wout, int num_threads):
+    """Overwrite ``x`` (N, H, W, C) with the adjoint of im2col_nhwc applied to ``cols``."""
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t r
+    if N * H * W * C == 0:
+        return
+    if cols.shape[0] * cols.shape[1] == 0:
+        x[...] = 0
+        return
+    cdef const floating* cp = &cols[0, 0]
+    cdef floating* xp = &x[0, 0, 0, 0]
+    with nogil:
+        for r in prange(N * H, num_threads=num_threads, schedule="static"):
+            col2im_nhwc_row(cp, xp, r // H, r % H, H, W, C, KH, KW, sh, sw, pt, pl, dh, dw,
+                            Hout, Wout)
+
+
+cdef inline void im2col_nchw_plane(
+    const floating* x, floating* cols, Py_ssize_t H, Py_ssize_t W,
+    Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
+    Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Hout, Py_ssize_t Wout,
+) noexcept nogil:
+    """Caffe's im2col for one channel plane: KH*KW rows of Hout*Wout columns."""
+    cdef Py_ssize_t kh, kw, oh, ow, ih, iw
+    cdef floating* dst = cols
+    for kh in range(KH):
+        for kw in range(KW):
+            for oh in range(Hout):
+                ih = oh * sh - pt + kh * dh
+                if <size_t>ih >= <size_t>H:
+                    memset(dst, 0, Wout * sizeof(floating))
+                    dst += Wout
+                    continue
+                for ow in range(Wout):
+                    iw = ow * sw - pl + kw * dw
+                    dst[ow] = x[ih * W + iw] if <size_t>iw < <size_t>W else 0
+                dst += Wout
+
+
+def im2col_nchw(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
+                Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+                Py_ssize_t Hout, Py_ssize_t Wout, int num_threads):
+    """``cols`` (N, C*KH*KW, Hout*Wout) = unfold(x), x (N, C, H, W)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t p
+    if cols.shape[0] * cols.shape[1] * cols.shape[2] == 0:
+        return
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef floating* cp = &cols[0, 0, 0]
+    with nogil:
+        for p in prange(N * C, num_threads=num_threads, schedule="static"):
+            im2col_nchw_plane(xp + p * H * W, cp + p * KH * KW * Hout * Wout, H, W,
+                              KH, KW, sh, sw, pt, pl, dh, dw, Hout, Wout)
+
+
+cdef inline void col2im_nchw_plane(
+    const floating* cols, floating* x, Py_ssize_t H, Py_ssize_t W,
+    Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
+    Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Hout, Py_ssize_t Wout,
+) noexcept nogil:
+    """Adjoint of im2col_nchw_plane: scatter-add KH*KW rows back into one H x W plane."""
+    cdef Py_ssize_t kh, kw, oh, ow, ih, iw
+    cdef const floating* src = cols
+    memset(x, 0, H * W * sizeof(floating))
+    for kh in range(KH):
+        for kw in range(KW):
+            for oh in range(Hout):
+                ih = oh * sh - pt + kh * dh
+                if <size_t>ih < <size_t>H:
+                    for ow in range(Wout):
+                        iw = ow * sw - pl + kw * dw
+                        if <size_t>iw < <size_t>W:
+                            x[ih * W + iw] += src[ow]
+                src += Wout
+
+
+def col2im_nchw(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
+                Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+                Py_ssize_t Hout, Py_ssize_t Wout, int num_threads):
+    """Overwrite ``x`` (N, C, H, W) with fold(cols); each thread owns whole planes."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t p
+    if N * C * H * W == 0:
+        return
+    if cols.shape[2] == 0:
+        x[...] = 0
+        return
+    cdef const floating* cp = &cols[0, 0, 0]
+    cdef floating* xp = &x[0, 0, 0, 0]
+    with nogil:
+        for p in prange(N * C, num_threads=num_threads, schedule="static"):
+            col2im_nchw_plane(cp + p * KH * KW * Hout * Wout, xp + p * H * W, H, W,
+                              KH, KW, sh, sw, pt, pl, dh, dw, Hout, Wout)

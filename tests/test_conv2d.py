@@ -1,0 +1,162 @@
+"""conv2d against the float64 reference, every algorithm, dtype and layout."""
+import numpy as np
+import pytest
+
+import convkit
+from convkit.conv import choose_algorithm
+from helpers import assert_close, nchw, oihw
+from reference import conv2d_ref
+
+ALGOS = ["direct", "im2col", "auto"]
+DTYPES = [np.float32, np.float64]
+
+# (N, H, W, Cin, Cout, (KH, KW), stride, padding, dilation, groups)
+CASES = [
+    (1, 5, 5, 1, 1, (3, 3), 1, 0, 1, 1),              # one channel
+    (1, 7, 6, 3, 5, (3, 2), 1, 1, 1, 1),              # non-square input and kernel, odd channels
+    (3, 8, 8, 4, 6, (1, 1), 1, 0, 1, 1),              # pointwise
+    (1, 6, 9, 3, 4, (1, 1), 2, 0, 1, 1),              # 1x1 strided (not a plain GEMM)
+    (1, 4, 4, 2, 3, (4, 4), 1, 0, 1, 1),              # kernel equals the input
+    (1, 9, 10, 5, 7, (3, 3), 2, 1, 1, 1),             # stride 2
+    (1, 11, 9, 3, 17, (3, 5), 3, (2, 3), 1, 1),       # stride 3, padding per axis, > one channel block
+    (1, 12, 12, 4, 8, (3, 3), 1, 3, 3, 1),            # dilation 3
+    (3, 10, 13, 4, 6, (3, 3), (1, 2), 2, (2, 1), 1),  # mixed stride and dilation
+    (1, 8, 8, 6, 4, (3, 3), 1, 1, 1, 2),              # groups 2
+    (2, 7, 7, 6, 6, (3, 3), 2, 1, 1, 6),              # depthwise
+    (1, 7, 7, 4, 8, (5, 5), 1, 2, 2, 4),              # depthwise, multiplier 2, dilated
+    (1, 9, 9, 8, 40, (3, 3), 1, 1, 1, 2),             # several output-channel blocks per group
+    (1, 13, 7, 3, 33, (7, 7), 2, 3, 1, 1),            # stem-like
+    (1, 10, 10, 64, 32, (3, 3), 1, 1, 1, 1),          # reductions wide enough for auto -> im2col
+    (2, 6, 8, 48, 64, (1, 1), 1, 0, 1, 1),            # pointwise through auto -> im2col
+    (1, 5, 5, 3, 4, (3, 3), 1, "same", 1, 1),
+    (1, 6, 7, 3, 4, (4, 3), 2, "same", 1, 1),         # SAME with stride 2: asymmetric padding
+    (1, 6, 7, 3, 4, (3, 3), 1, "valid", 2, 1),
+]
+
+
+def _pads(case):
+    n, h, w, cin, cout, k, stride, padding, dilation, groups = case
+    s = (stride, stride) if isinstance(stride, int) else stride
+    d = (dilation, dilation) if isinstance(dilation, int) else dilation
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        pads = []
+        for size, kk, ss, dd in zip((h, w), k, s, d):
+            out = -(-size // ss)
+            total = max((out - 1) * ss + dd * (kk - 1) + 1 - size, 0)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    p = (padding, padding) if isinstance(padding, int) else padding
+    return (p[0], p[0], p[1], p[1])
+
+
+def _make(case, dtype, rng, bias=True):
+    n, h, w, cin, cout, k, stride, padding, dilation, groups = case
+    x = rng.standard_normal((n, h, w, cin)).astype(dtype)
+    wt = rng.standard_normal((k[0], k[1], cin // groups, cout)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype) if bias else None
+    s = (stride, stride) if isinstance(stride, int) else stride
+    d = (dilation, dilation) if isinstance(dilation, int) else dilation
+    expected = conv2d_ref(x, wt, b, s, _pads(case), d, groups)
+    return x, wt, b, expected
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_conv2d_matches_reference(case, algo, dtype, layout, rng):
+    x, w, b, expected = _make(case, dtype, rng)
+    _, _, _, _, _, _, stride, padding, dilation, groups = case
+    if layout == "NHWC":
+        y = convkit.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo)
+    else:
+        y = convkit.conv2d(nchw(x), oihw(w), b, stride, padding, dilation, groups,
+                           layout="NCHW", algo=algo)
+        expected = nchw(expected)
+    assert y.flags.c_contiguous
+    assert_close(y, expected, dtype)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("batch", [0, 1, 3])
+def test_batch_sizes(algo, batch, rng):
+    case = (batch, 6, 5, 3, 4, (3, 3), 1, 1, 1, 1)
+    x, w, b, expected = _make(case, np.float32, rng)
+    y = convkit.conv2d(x, w, b, padding=1, algo=algo)
+    assert y.shape == (batch, 6, 5, 4)
+    assert_close(y, expected, np.float32)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_without_bias(algo, rng):
+    case = CASES[5]
+    x, w, _, expected = _make(case, np.float64, rng, bias=False)
+    assert_close(convkit.conv2d(x, w, None, 2, 1, algo=algo), expected, np.float64)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_im2col_tiles_over_rows(algo, rng, monkeypatch):
+    """A workspace of a few rows forces many im2col tiles, including a ragged last one."""
+    monkeypatch.setattr(convkit.conv, "IM2COL_WORKSPACE_BYTES", 3 * 9 * 27 * 4)
+    case = (2, 9, 9, 3, 5, (3, 3), 1, 1, 1, 1)
+    x, w, b, expected = _make(case, np.float32, rng)
+    assert_close(convkit.conv2d(x, w, b, 1, 1, algo="im2col"), expected, np.float32)
+
+
+def test_non_contiguous_and_read_only_inputs(rng):
+    case = CASES[1]
+    x, w, b, expected = _make(case, np.float64, rng)
+    x_strided = np.asfortranarray(x)
+    w_ro = w.copy()
+    w_ro.flags.writeable = False
+    for algo in ALGOS:
+        assert_close(convkit.conv2d(x_strided, w_ro, b, 1, 1, algo=algo), expected, np.float64)
+    x_view = np.concatenate([x, x], axis=3)[..., ::2]   # every other channel: a strided view
+    expected_view = conv2d_ref(x_view, w, b, (1, 1), (1, 1, 1, 1))
+    assert_close(convkit.conv2d(x_view, w, b, 1, 1), expected_view, np.float64)
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_out_argument(layout, rng):
+    case = CASES[5]
+    x, w, b, expected = _make(case, np.float32, rng)
+    if layout == "NCHW":
+        x, w, expected = nchw(x), oihw(w), nchw(expected)
+    out = np.empty(expected.shape, np.float32)
+    y = convkit.conv2d(x, w, b, 2, 1, layout=layout, out=out)
+    assert y is out
+    assert_close(out, expected, np.float32)
+
+
+def test_inputs_not_modified(rng):
+    x, w, b, _ = _make(CASES[9], np.float32, rng)
+    copies = [a.copy() for a in (x, w, b)]
+    for algo in ALGOS:
+        convkit.conv2d(x, w, b, 1, 1, 1, 2, algo=algo)
+    for a, c in zip((x, w, b), copies):
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("num_threads", [1, 2, 3])
+def test_thread_counts_agree(num_threads, rng):
+    x, w, b, expected = _make(CASES[6], np.float64, rng)
+    for algo in ALGOS:
+        y = convkit.conv2d(x, w, b, 3, (2, 3), algo=algo, num_threads=num_threads)
+        assert_close(y, expected, np.float64)
+
+
+def test_set_num_threads_round_trip():
+    default = convkit.get_num_threads()
+    try:
+        convkit.set_num_threads(1)
+        assert convkit.get_num_threads() == 1
+    finally:
+        convkit.set_num_threads(None)
+    assert convkit.get_num_threads() == default
+
+
+def test_auto_rule():
+    assert choose_algorithm(64, 64, (3, 3), (1, 1), 1) == "im2col"
+    assert choose_algorithm(128, 128, (3, 3), (1, 1), 32) == "direct"
