@@ -1,0 +1,25 @@
+"""Command line: ``python -m convkit bench|config``."""
+import argparse
+import sys
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {"bench": "compare convkit's algorithms with each other and with PyTorch/NumPy",
+                "config": "print how convkit was built"}
+    if not argv or argv[0] not in commands:
+        parser = argparse.ArgumentParser(prog="python -m convkit")
+        parser.add_argument("command", choices=list(commands),
+                            help="; ".join(f"{k}: {v}" for k, v in commands.items()))
+        parser.parse_args(argv[:1])
+    command, rest = argv[0], argv[1:]
+    if command == "bench":
+        from .bench.cli import main as bench_main
+        bench_main(rest)
+    else:
+        import convkit
+        convkit.show_config()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""``python -m convkit bench``: convkit's algorithms side by side with their peers."""

@@ -1,0 +1,67 @@
+"""The main job: conv2d direct vs im2col (and auto) on real layer shapes, beside PyTorch and NumPy."""
+import numpy as np
+
+import convkit
+from convkit.conv import choose_algorithm, im2col_workspace_bytes
+from convkit._validation import conv_geometry
+
+from .core import Candidate, Case
+from .peers import numpy_conv2d_nhwc, torch_call, torch_conv_weight, torch_module, to_torch
+
+# (name, N, H, W, Cin, Cout, K, stride, padding, dilation, groups)
+LAYERS = [
+    ("resnet 3x3 56x56x64->64 b1", 1, 56, 56, 64, 64, 3, 1, 1, 1, 1),
+    ("resnet 3x3 28x28x128->128 b8", 8, 28, 28, 128, 128, 3, 1, 1, 1, 1),
+    ("resnet 1x1 56x56x256->64 b1", 1, 56, 56, 256, 64, 1, 1, 0, 1, 1),
+    ("stem 7x7/2 224x224x3->64 b1", 1, 224, 224, 3, 64, 7, 2, 3, 1, 1),
+    ("grouped 3x3 56x56x128 g32 b1", 1, 56, 56, 128, 128, 3, 1, 1, 1, 32),
+    ("dilated 3x3 d2 64x64x64->64 b1", 1, 64, 64, 64, 64, 3, 1, 2, 2, 1),
+]
+QUICK_LAYERS = [0, 2, 3]
+
+
+def layer_case(name, n, h, w, cin, cout, k, stride, padding, dilation, groups, section="conv2d",
+               algos=("direct", "im2col", "auto")):
+    """A Case timing convkit.conv2d's algorithms and the peers on one layer shape (also used by other suites)."""
+    (sh, sw), (dh, dw), pads, (hout, wout) = conv_geometry((h, w), (k, k), stride, padding, dilation)
+    flops = 2.0 * n * hout * wout * cout * k * k * (cin // groups)
+
+    def make(config):
+        rng = config.rng()
+        x_nhwc = rng.standard_normal((n, h, w, cin)).astype(config.dtype)
+        w_hwio = (rng.standard_normal((k, k, cin // groups, cout)) / np.sqrt(k * k * cin)).astype(config.dtype)
+        if config.layout == "NHWC":
+            x, wt = x_nhwc, w_hwio
+        else:
+            x, wt = x_nhwc.transpose(0, 3, 1, 2).copy(), w_hwio.transpose(3, 2, 0, 1).copy()
+        itemsize = np.dtype(config.dtype).itemsize
+        auto = choose_algorithm(cin, cout, (k, k), (sh, sw), groups)
+        workspace = {
+            "direct": 0,
+            "im2col": im2col_workspace_bytes((n, h, w, cin), w_hwio.shape, (sh, sw), pads, (dh, dw),
+                                             groups, (hout, wout), itemsize),
+        }
+        workspace["auto"] = workspace.get(auto, 0)
+        cands = [Candidate(f"auto={auto}" if a == "auto" else a,
+                           _conv_call(x, wt, stride, padding, dilation, groups, config.layout, a),
+                           workspace_bytes=workspace.get(a))
+                 for a in algos]
+        cands.append(Candidate("numpy", lambda: numpy_conv2d_nhwc(x_nhwc, w_hwio, (sh, sw), pads, (dh, dw),
+                                                                  groups), ours=False))
+        torch = torch_module()
+        if torch is not None:
+            xt, wtt = to_torch(x_nhwc, "NHWC"), torch_conv_weight(w_hwio)
+            cands.append(Candidate("torch", torch_call(lambda: torch.nn.functional.conv2d(
+                xt, wtt, None, (sh, sw), (pads[0], pads[2]), (dh, dw), groups)), ours=False))
+        return cands
+
+    return Case(section, name, make, flops=flops)
+
+
+def _conv_call(x, w, stride, padding, dilation, groups, layout, algo):
+    return lambda: convkit.conv2d(x, w, None, stride, padding, dilation, groups, layout=layout, algo=algo)
+
+
+def cases(config):
+    layers = [LAYERS[i] for i in QUICK_LAYERS] if config.quick else LAYERS
+    return [layer_case(*layer) for layer in layers]
