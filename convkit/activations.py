@@ -1,0 +1,137 @@
+"""Elementwise activations on arrays of any shape, and the activation spec of fused epilogues.
+
+Every function takes ``out=``: a writeable array of ``x``'s shape and dtype that receives the result and
+is returned; ``out=x`` computes in place.  Arrays of any shape and memory order work: a C-, F- or
+otherwise permuted-contiguous ``x`` (e.g. an NHWC array viewed as NCHW) is processed in one pass in
+memory order, and the result (when ``out`` is None) has ``x``'s memory order; a strided ``x`` (a
+slice), or an ``out`` laid out differently from ``x`` or partly overlapping it, goes through one
+contiguous temporary.  The layout (NHWC/NCHW) does not matter to these functions.
+
+Sigmoid and ELU are computed in overflow-free forms: ``sigmoid(x) = 1 / (1 + exp(-x))`` for x >= 0 and
+``exp(x) / (1 + exp(x))`` for x < 0, both through ``exp(-|x|)``; ELU evaluates ``expm1`` only for
+x < 0.  NaN propagates.
+"""
+import numbers
+
+import numpy as np
+
+from ._kernels import elementwise as _ew
+from ._threads import resolve_num_threads
+from ._validation import FLOAT_DTYPES
+
+#: Names accepted by ``resolve_activation`` (and ``activation=`` of fused layers).
+ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "sigmoid", "tanh")
+# Activations that take a parameter (LeakyReLU's negative slope, ELU's alpha) and its default.
+_DEFAULT_PARAM = {"leaky_relu": 0.01, "elu": 1.0}
+
+
+def resolve_activation(activation):
+    """An activation spec -> ``(code, alpha)`` for the kernels' ``activate`` epilogue.
+
+    ``activation`` is None (no activation), a name from ``ACTIVATIONS``, or a ``(name, parameter)``
+    pair for the parametrised ones: ``("leaky_relu", negative_slope)`` or ``("elu", alpha)``.
+    Without a parameter, LeakyReLU's slope is 0.01 and ELU's alpha 1.0 (PyTorch's defaults).
+    """
+    if activation is None:
+        return _ew.CODES["none"], 0.0
+    name, param = activation, None
+    if isinstance(activation, tuple) and len(activation) == 2:
+        name, param = activation
+    valid_name = isinstance(name, str) and name in ACTIVATIONS
+    if param is None and valid_name:
+        return _ew.CODES[name], _DEFAULT_PARAM.get(name, 0.0)
+    if valid_name and name in _DEFAULT_PARAM and _is_real(param):
+        return _ew.CODES[name], float(param)
+    raise ValueError(
+        f"expected activation to be None, one of {', '.join(map(repr, ACTIVATIONS))}, or a (name, "
+        f"parameter) pair for 'leaky_relu' or 'elu' such as ('leaky_relu', 0.2), got {activation!r}")
+
+
+def relu(x, out=None, *, num_threads=None):
+    """max(x, 0) elementwise."""
+    return _apply(x, out, "relu", 0.0, num_threads)
+
+
+def relu6(x, out=None, *, num_threads=None):
+    """min(max(x, 0), 6) elementwise (MobileNetV2's activation)."""
+    return _apply(x, out, "relu6", 0.0, num_threads)
+
+
+def leaky_relu(x, negative_slope=0.01, out=None, *, num_threads=None):
+    """x for x >= 0, negative_slope * x for x < 0."""
+    return _apply(x, out, "leaky_relu", _real(negative_slope, "negative_slope"), num_threads)
+
+
+def elu(x, alpha=1.0, out=None, *, num_threads=None):
+    """x for x >= 0, alpha * (exp(x) - 1) for x < 0 (through expm1, so no overflow)."""
+    return _apply(x, out, "elu", _real(alpha, "alpha"), num_threads)
+
+
+def sigmoid(x, out=None, *, num_threads=None):
+    """1 / (1 + exp(-x)) elementwise, in a form that never overflows."""
+    return _apply(x, out, "sigmoid", 0.0, num_threads)
+
+
+def tanh(x, out=None, *, num_threads=None):
+    """tanh(x) elementwise."""
+    return _apply(x, out, "tanh", 0.0, num_threads)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _real(value, name):
+    if not _is_real(value):
+        raise ValueError(f"expected {name} to be a real number, got {value!r}")
+    return float(value)
+
+
+def _check_input(x):
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"expected x to be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"expected x to have dtype float32 or float64, got {x.dtype}")
+
+
+def _check_output(out, x):
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"expected out to be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != x.shape:
+        raise ValueError(f"expected out to have shape {x.shape}, got {out.shape}")
+    if out.dtype != x.dtype:
+        raise ValueError(f"expected out to have dtype {x.dtype}, got {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError("expected out to be writeable")
+
+
+def _memory_order(a):
+    """``a``'s elements as a 1-D view in memory order, or None when they are not one dense block."""
+    if a.flags.c_contiguous:
+        return a.reshape(-1)
+    axes = np.argsort([-s for s in a.strides], kind="stable")
+    permuted = a.transpose(axes)
+    return permuted.reshape(-1) if permuted.flags.c_contiguous else None
+
+
+def _apply(x, out, name, alpha, num_threads):
+    _check_input(x)
+    nt = resolve_num_threads(num_threads)
+    if out is None:
+        out = np.empty_like(x)  # x's memory order where x is dense
+    else:
+        _check_output(out, x)
+    if x.size == 0:
+        return out
+    code = _ew.CODES[name]
+    src, dst = _memory_order(x), _memory_order(out)
+    same_order = src is not None and dst is not None and x.strides == out.strides
+    in_place = same_order and x.ctypes.data == out.ctypes.data
+    if same_order and (in_place or not np.may_share_memory(x, out)):
+        _ew.activation(src, dst, code, alpha, nt)
+        return out
+    source = np.ascontiguousarray(x)
+    result = np.empty(x.shape, x.dtype)
+    _ew.activation(source.reshape(-1), result.reshape(-1), code, alpha, nt)
+    np.copyto(out, result)
+    return out
