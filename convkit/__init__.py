@@ -5,9 +5,11 @@ from ._config import show_config
 from ._threads import get_num_threads, set_num_threads
 from .activations import elu, leaky_relu, relu, relu6, sigmoid, tanh
 from .conv import conv2d
+from .deform import bilinear_sample, deform_conv2d
 from .im2col import col2im, im2col
 
 __all__ = [
     "elu", "leaky_relu", "relu", "relu6", "sigmoid", "tanh",
+    "bilinear_sample", "deform_conv2d",
     "col2im", "conv2d", "get_num_threads", "im2col", "set_num_threads", "show_config",
 ]

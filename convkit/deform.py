@@ -1,0 +1,187 @@
+"""Deformable convolution (DCNv1 and modulated DCNv2) and bilinear sampling, torchvision's semantics."""
+import numpy as np
+
+from ._kernels import conv_direct as _direct
+from ._kernels import deform as _deform
+from ._kernels import deform_direct as _deform_direct
+from ._layout import conv_weight_to_hwio, from_nhwc, to_nhwc
+from ._threads import resolve_num_threads
+from ._validation import as_float_array, check_choice, check_layout, check_ndim, conv_geometry
+from .conv import im2col_tile_rows
+
+ALGORITHMS = ("auto", "direct", "im2col")
+
+#: Bytes of each thread's column buffer in ``algo="direct"``: whole output rows of columns while they
+#: fit (64 pixels of a 3x3x64 layer in float32 is 144 KiB), so the buffer stays in a core's L2.
+DIRECT_TILE_BYTES = 192 << 10
+_PIXELS = 6  # the direct micro-kernel's pixel tile (src/deform_direct.pyx)
+
+
+def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None, *,
+                  layout="NHWC", algo="auto", num_threads=None):
+    """Deformable 2-D convolution: ``y(p0) = sum_n w(pn) * m_n * x(p0 + pn + dpn)``.
+
+    The semantics of ``torchvision.ops.deform_conv2d``: for output pixel (oy, ox) and kernel tap
+    (i, j) the input is sampled bilinearly at ``y = oy*stride - pad + i*dilation + dy`` (same for x),
+    zero outside the image (see :func:`bilinear_sample`); non-finite offsets sample zero.
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64
+        ``(N, H, W, C)`` for ``layout="NHWC"`` (default), ``(N, C, H, W)`` for ``"NCHW"``.
+    offset : ndarray, same dtype
+        ``(N, Hout, Wout, 2*G*KH*KW)`` (NHWC) or ``(N, 2*G*KH*KW, Hout, Wout)`` (NCHW); channels ordered
+        (offset group, kernel tap row-major, then dy before dx).  The offset groups ``G`` are inferred
+        from its channels; group g deforms input channels ``g*C/G:(g+1)*C/G``.
+    weight : ndarray, same dtype
+        ``(KH, KW, C/groups, Cout)`` for NHWC, ``(Cout, C/groups, KH, KW)`` for NCHW; the weight groups
+        are ``C / (C/groups)``.
+    bias : ndarray (Cout,), optional
+    stride, padding, dilation : as :func:`convkit.conv2d` (padding may be ``"same"``/``"valid"``)
+    mask : ndarray, optional
+        ``(N, Hout, Wout, G*KH*KW)`` (NHWC) or ``(N, G*KH*KW, Hout, Wout)`` (NCHW): the modulated
+        variant (DCNv2), multiplying each sample; ``None`` is the original (DCNv1).
+    algo : ``"im2col"``, ``"direct"`` or ``"auto"`` (see :func:`choose_algorithm`)
+    num_threads : int, optional
+
+    Returns the C-contiguous output, ``(N, Hout, Wout, Cout)`` or ``(N, Cout, Hout, Wout)``.
+    """
+    check_layout(layout)
+    check_choice(algo, "algo", ALGORITHMS)
+    x = as_float_array(x, "x")
+    check_ndim(x, 4, "x", f"({', '.join(layout)})")
+    offset = as_float_array(offset, "offset", x.dtype)
+    check_ndim(offset, 4, "offset", "(N, Hout, Wout, 2*G*KH*KW)" if layout == "NHWC"
+               else "(N, 2*G*KH*KW, Hout, Wout)")
+    weight = as_float_array(weight, "weight", x.dtype)
+    check_ndim(weight, 4, "weight", "(KH, KW, Cin/groups, Cout)" if layout == "NHWC"
+               else "(Cout, Cin/groups, KH, KW)")
+    if mask is not None:
+        mask = as_float_array(mask, "mask", x.dtype)
+        check_ndim(mask, 4, "mask", "(N, Hout, Wout, G*KH*KW)" if layout == "NHWC"
+                   else "(N, G*KH*KW, Hout, Wout)")
+    xh = to_nhwc(x, layout)
+    w = conv_weight_to_hwio(weight, layout)
+    n, h, wid, c = xh.shape
+    kh, kw, cin_g, cout = w.shape
+    groups = _weight_groups(c, cin_g, weight.shape)
+    if cout % groups:
+        raise ValueError(f"expected the weight groups ({groups} = input channels {c} / weight's {cin_g} "
+                         f"input channels per group) to divide the output channels {cout}")
+    if bias is not None:
+        bias = as_float_array(bias, "bias", x.dtype)
+        if bias.shape != (cout,):
+            raise ValueError(f"expected bias to have shape ({cout},), got {bias.shape}")
+    stride, dilation, pads, (hout, wout) = conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
+    off = to_nhwc(offset, layout)
+    g_off = _offset_groups(off.shape, offset.shape, (n, hout, wout), (kh, kw), c, layout)
+    if mask is not None:
+        m = to_nhwc(mask, layout)
+        if m.shape != (n, hout, wout, g_off * kh * kw):
+            expected = _in_layout((n, hout, wout, g_off * kh * kw), layout)
+            raise ValueError(f"expected mask to have shape {expected} (G*KH*KW = {g_off}*{kh}*{kw} "
+                             f"channels, G from offset), got {mask.shape}")
+    else:
+        m = None
+    nt = resolve_num_threads(num_threads)
+    if algo == "auto":
+        algo = choose_algorithm(n, (hout, wout), c // groups, cout // groups, (kh, kw))
+
+    y = np.empty((n, hout, wout, cout), x.dtype)
+    if y.size == 0:
+        return from_nhwc(y, layout)
+    cpg = max(c // g_off, 1)
+    if algo == "direct":
+        _deform_conv_direct(xh, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt)
+    else:
+        _deform_conv_im2col(xh, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt)
+    return from_nhwc(y, layout)
+
+
+def choose_algorithm(batch, out_size, cin_per_group, cout_per_group, kernel_size):
+    """The ``algo="auto"`` rule for deform_conv2d."""
+    reduction = kernel_size[0] * kernel_size[1] * cin_per_group
+    return "im2col" if cout_per_group >= 32 and reduction >= 64 else "direct"
+
+
+def bilinear_sample(x, points, *, layout="NHWC", num_threads=None):
+    """Sample every channel of ``x`` bilinearly at fractional points, as deform_conv2d does.
+
+    ``x`` is ``(N, H, W, C)`` (NHWC) or ``(N, C, H, W)`` (NCHW); ``points`` ``(N, P, 2)`` holds
+    (y, x) pixel coordinates (pixel centres at integers).  Returns ``(N, P, C)`` in both layouts.
+    torchvision's rules: a point samples zero unless ``-1 < y < H`` and ``-1 < x < W`` (so NaN and
+    infinite points sample zero); each of its four neighbouring pixels outside the image counts as zero.
+    """
+    check_layout(layout)
+    x = as_float_array(x, "x")
+    check_ndim(x, 4, "x", f"({', '.join(layout)})")
+    points = as_float_array(points, "points", x.dtype)
+    check_ndim(points, 3, "points", "(N, P, 2)")
+    xh = to_nhwc(x, layout)
+    n, _, _, c = xh.shape
+    if points.shape[0] != n or points.shape[2] != 2:
+        raise ValueError(f"expected points to have shape ({n}, P, 2) as (y, x) per point, got {points.shape}")
+    out = np.empty((n, points.shape[1], c), x.dtype)
+    _deform.bilinear_sample_nhwc(xh, points, out, resolve_num_threads(num_threads))
+    return out
+
+
+def _in_layout(nhwc_shape, layout):
+    n, a, b, c = nhwc_shape
+    return nhwc_shape if layout == "NHWC" else (n, c, a, b)
+
+
+def _weight_groups(c, cin_g, weight_shape):
+    """Weight groups = input channels / the weight's input channels per group."""
+    if c == 0 and cin_g == 0:
+        return 1
+    if cin_g == 0 or c % cin_g:
+        raise ValueError(f"expected weight's input channels per group to divide the input channels {c}, "
+                         f"got {cin_g} (weight shape {weight_shape})")
+    return c // cin_g
+
+
+def _offset_groups(nhwc_shape, given_shape, out_shape, kernel_size, c, layout):
+    """Offset groups G from offset's channels (2*G*KH*KW), checking its shape against the output's."""
+    taps2 = 2 * kernel_size[0] * kernel_size[1]
+    channels = nhwc_shape[3]
+    if nhwc_shape[:3] != out_shape or channels == 0 or channels % taps2:
+        expected = "(" + ", ".join(_in_layout((*map(str, out_shape), f"{taps2}*G"), layout)) + ")"
+        raise ValueError(f"expected offset to have shape {expected} (2*G*KH*KW channels for G >= 1 "
+                         f"offset groups, Hout x Wout the output size), got {given_shape}")
+    g = channels // taps2
+    if c % g:
+        raise ValueError(f"expected the offset groups to divide the input channels {c}, got G={g} "
+                         f"(offset has {channels} channels = 2*G*{kernel_size[0]}*{kernel_size[1]})")
+    return g
+
+
+def _deform_conv_direct(x, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt):
+    kh, kw, cin_g, cout = w.shape
+    k = kh * kw * cin_g
+    chunk = min(-(-y.shape[2] // _PIXELS), max(DIRECT_TILE_BYTES // max(k * x.itemsize, 1) // _PIXELS, 1))
+    workspace = np.empty((nt, chunk * _PIXELS * k), x.dtype)
+    _deform_direct.deform_conv2d_nhwc(x, off, m, _direct.pack_weights(w, groups), bias, y, workspace,
+                                      stride[0], stride[1], pads[0], pads[2], dilation[0], dilation[1],
+                                      cpg, cout // groups, chunk * _PIXELS, nt)
+
+
+def _deform_conv_im2col(x, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt):
+    kh, kw, cin_g, cout = w.shape
+    cout_g = cout // groups
+    n, hout, wout, _ = y.shape
+    reduction = kh * kw * cin_g
+    w2d = w.reshape(reduction, cout)
+    y2d = y.reshape(n * hout * wout, cout)
+    tile_rows = im2col_tile_rows(n * hout, wout, reduction, x.itemsize)
+    cols = np.empty((tile_rows * wout, reduction), dtype=x.dtype)
+    for r0 in range(0, n * hout, tile_rows):
+        r1 = min(r0 + tile_rows, n * hout)
+        y_tile = y2d[r0 * wout:r1 * wout]
+        for g in range(groups):
+            _deform.deform_im2col_nhwc(x, off, m, cols, r0, r1, g * cin_g, cin_g, cpg, kh, kw,
+                                       stride[0], stride[1], pads[0], pads[2], dilation[0], dilation[1], nt)
+            np.matmul(cols[:(r1 - r0) * wout], w2d[:, g * cout_g:(g + 1) * cout_g],
+                      out=y_tile[:, g * cout_g:(g + 1) * cout_g])
+        if bias is not None:
+            y_tile += bias
