@@ -1,0 +1,42 @@
+"""Fully connected layer: GEMM from BLAS (NumPy's matmul), then bias and activation in one pass."""
+import numpy as np
+
+from ._kernels import elementwise as _ew
+from ._threads import resolve_num_threads
+from ._validation import as_float_array, check_ndim
+from .activations import resolve_activation
+
+
+def linear(x, weight, bias=None, *, activation=None, num_threads=None):
+    """``y = act(x @ weight.T + bias)`` with PyTorch's weight layout.
+
+    Parameters
+    ----------
+    x : ndarray (..., in_features), float32 or float64
+    weight : ndarray (out_features, in_features), x's dtype (``torch.nn.Linear.weight``)
+    bias : ndarray (out_features,), optional
+    activation : None, a name or a (name, parameter) pair, as ``resolve_activation`` takes
+        Applied with the bias in a single pass over the GEMM's output.
+    num_threads : int, optional
+        Threads of the bias/activation pass; the GEMM uses the BLAS's own thread setting.
+
+    Returns a C-contiguous ``(..., out_features)`` array.
+    """
+    x = as_float_array(x, "x")
+    if x.ndim < 1:
+        raise ValueError(f"expected x to be at least 1-D (..., in_features), got shape {x.shape}")
+    weight = as_float_array(weight, "weight", x.dtype)
+    check_ndim(weight, 2, "weight", "(out_features, in_features)")
+    out_features, in_features = weight.shape
+    if x.shape[-1] != in_features:
+        raise ValueError(f"expected x to have {in_features} features in its last dimension "
+                         f"(weight {weight.shape}), got shape {x.shape}")
+    if bias is not None:
+        bias = as_float_array(bias, "bias", x.dtype)
+        if bias.shape != (out_features,):
+            raise ValueError(f"expected bias to have shape ({out_features},), got {bias.shape}")
+    code, alpha = resolve_activation(activation)
+    nt = resolve_num_threads(num_threads)
+    y = np.matmul(x.reshape(-1, in_features), weight.T)
+    _ew.bias_activation_inplace(y, bias, code, alpha, nt)
+    return y.reshape(x.shape[:-1] + (out_features,))
