@@ -122,7 +122,7 @@ def _check_channel_vector(array, name, channels, dtype, writeable=False):
     if array.dtype not in FLOAT_DTYPES or array.dtype != dtype:
         raise TypeError(f"expected {name} to have dtype {np.dtype(dtype)} like the input, got {array.dtype}")
     if array.shape != (channels,):
-        raise ValueError(f"expected {name} to have shape ({channels},) (the input's channels), "
+        raise ValueError(f"expected {name} to have shape ({channels},), one value per channel, "
                          f"got {array.shape}")
     if writeable and not array.flags.writeable:
         raise ValueError(f"expected {name} to be writeable in training, to update it in place")
