@@ -10,6 +10,8 @@ Environment variables:
     ``-O0 -g`` and Cython's bounds/initialisation checks on: for debuggers and sanitizers.
 ``CONVKIT_EXTRA_COMPILE_ARGS`` / ``CONVKIT_EXTRA_LINK_ARGS``
     extra flags, space separated (e.g. ``-fsanitize=address``).
+``CONVKIT_MODULES=conv_direct,im2col``
+    development: (re)build only these kernels, e.g. with ``build_ext --inplace``.
 """
 import os
 import shutil
@@ -114,6 +116,7 @@ extensions = [
         extra_link_args=link_args,
     )
     for pyx in sorted(SRC.glob("*.pyx"))
+    if not os.environ.get("CONVKIT_MODULES") or pyx.stem in os.environ["CONVKIT_MODULES"].split(",")
 ]
 
 setup(

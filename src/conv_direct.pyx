@@ -2,18 +2,18 @@
 
 Weights are packed once per call (``pack_weights``) into blocks of ``block_width(dtype)`` output
 channels, zero-padded, laid out (group, block, kh, kw, ci, block), so the innermost loop streams one
-block row and updates a ``PIXELS x block`` tile of accumulators held in vector registers (6 pixels x 16
-float32, or 6 x 8 float64: twelve 256-bit registers).  Input pixels outside the image read from a row of
-zeros, so the inner loop has no branches.  OpenMP splits the (image, output row) pairs across threads;
+block row and updates a tile of 6 output pixels x one block of accumulators held in vector registers
+(the tile itself is ``microkernel.h``).  Input pixels outside the image read from a row of zeros, so the
+inner loop has no branches.  OpenMP splits the (image, output row) pairs across threads;
 each thread writes only its own rows.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.string cimport memset
 
 import numpy as np
 
 cdef enum:
-    PIXELS = 6      # output pixels per register tile
     BLOCK_F32 = 16  # output channels per register tile, float32
     BLOCK_F64 = 8   # output channels per register tile, float64
 
@@ -23,55 +23,38 @@ def block_width(dtype):
     return BLOCK_F32 if np.dtype(dtype) == np.float32 else BLOCK_F64
 
 
+cdef extern from "microkernel.h" nogil:
+    enum: CK_TILE_PIXELS   # output pixels per register tile
+    void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
+    void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
+
+
 cdef inline void conv_tile(
     const floating* x, const floating* wblk, const floating* zeros, floating* acc,
     Py_ssize_t n, Py_ssize_t oh, Py_ssize_t ow0, Py_ssize_t npix, Py_ssize_t c0,
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t cin_g, Py_ssize_t KH, Py_ssize_t KW,
     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
 ) noexcept nogil:
-    """acc[r*B + j] = sum over taps and input channels for pixel ow0+r, channel j of the block.
-
-    The six accumulator rows are separate local arrays so the compiler can keep each in registers.
-    """
+    """acc[r*B + j] = sum over taps and input channels for pixel ow0+r, channel j of the block."""
     cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
-    cdef floating a0[BLOCK_F32]
-    cdef floating a1[BLOCK_F32]
-    cdef floating a2[BLOCK_F32]
-    cdef floating a3[BLOCK_F32]
-    cdef floating a4[BLOCK_F32]
-    cdef floating a5[BLOCK_F32]
-    cdef const floating* xp[PIXELS]
-    cdef const floating* w
-    cdef floating v0, v1, v2, v3, v4, v5
-    cdef Py_ssize_t kh, kw, ih, iw, r, ci, j
-    for j in range(B):
-        a0[j] = 0; a1[j] = 0; a2[j] = 0; a3[j] = 0; a4[j] = 0; a5[j] = 0
+    cdef const floating* xp[CK_TILE_PIXELS]
+    cdef Py_ssize_t kh, kw, ih, iw, r
+    memset(acc, 0, CK_TILE_PIXELS * B * sizeof(floating))
     for kh in range(KH):
         ih = oh * sh - pt + kh * dh
         if <size_t>ih >= <size_t>H:
             continue
         for kw in range(KW):
-            for r in range(PIXELS):
+            for r in range(CK_TILE_PIXELS):
                 iw = (ow0 + r) * sw - pl + kw * dw
                 if r < npix and <size_t>iw < <size_t>W:
                     xp[r] = x + ((n * H + ih) * W + iw) * C + c0
                 else:
                     xp[r] = zeros
-            w = wblk + (kh * KW + kw) * cin_g * B
-            for ci in range(cin_g):
-                v0 = xp[0][ci]; v1 = xp[1][ci]; v2 = xp[2][ci]
-                v3 = xp[3][ci]; v4 = xp[4][ci]; v5 = xp[5][ci]
-                for j in range(B):
-                    a0[j] += v0 * w[j]
-                    a1[j] += v1 * w[j]
-                    a2[j] += v2 * w[j]
-                    a3[j] += v3 * w[j]
-                    a4[j] += v4 * w[j]
-                    a5[j] += v5 * w[j]
-                w += B
-    for j in range(B):
-        acc[j] = a0[j]; acc[B + j] = a1[j]; acc[2 * B + j] = a2[j]
-        acc[3 * B + j] = a3[j]; acc[4 * B + j] = a4[j]; acc[5 * B + j] = a5[j]
+            if floating is float:
+                ck_tile_f32(xp, wblk + (kh * KW + kw) * cin_g * B, cin_g, acc)
+            else:
+                ck_tile_f64(xp, wblk + (kh * KW + kw) * cin_g * B, cin_g, acc)
 
 
 cdef inline void conv_row(
@@ -83,7 +66,7 @@ cdef inline void conv_row(
 ) noexcept nogil:
     """All output channels of output row ``oh`` of image ``n``."""
     cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
-    cdef floating acc[PIXELS * BLOCK_F32]
+    cdef floating acc[CK_TILE_PIXELS * BLOCK_F32]
     cdef Py_ssize_t g, b, t, ow0, r, j, co0, nco, npix
     cdef Py_ssize_t Cout = G * cout_g
     cdef floating* dst
@@ -91,9 +74,9 @@ cdef inline void conv_row(
         for b in range(nblk):
             co0 = g * cout_g + b * B
             nco = min(B, cout_g - b * B)
-            for t in range((Wout + PIXELS - 1) // PIXELS):
-                ow0 = t * PIXELS
-                npix = min(PIXELS, Wout - ow0)
+            for t in range((Wout + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS):
+                ow0 = t * CK_TILE_PIXELS
+                npix = min(CK_TILE_PIXELS, Wout - ow0)
                 conv_tile(x, wp + (g * nblk + b) * KH * KW * cin_g * B, zeros, acc,
                           n, oh, ow0, npix, g * cin_g, H, W, C, cin_g, KH, KW,
                           sh, sw, pt, pl, dh, dw)
