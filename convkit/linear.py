@@ -22,9 +22,9 @@ def linear(x, weight, bias=None, *, activation=None, num_threads=None):
 
     Returns a C-contiguous ``(..., out_features)`` array.
     """
-    x = as_float_array(x, "x")
-    if x.ndim < 1:
+    if isinstance(x, np.ndarray) and x.ndim == 0:  # (as_float_array would make it 1-D)
         raise ValueError(f"expected x to be at least 1-D (..., in_features), got shape {x.shape}")
+    x = as_float_array(x, "x")
     weight = as_float_array(weight, "weight", x.dtype)
     check_ndim(weight, 2, "weight", "(out_features, in_features)")
     out_features, in_features = weight.shape
