@@ -2,7 +2,9 @@
 import numpy as np
 
 from ._kernels import conv_direct as _direct
+from ._kernels import elementwise as _epilogue
 from ._kernels import im2col as _im2col
+from .activations import resolve_activation
 from ._layout import conv_weight_to_hwio, from_nhwc, layout_shape, to_nhwc
 from ._threads import resolve_num_threads
 from ._validation import (as_float_array, check_choice, check_layout, check_ndim, check_out,
@@ -17,7 +19,7 @@ IM2COL_WORKSPACE_BYTES = 8 << 20
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, layout="NHWC",
-           algo="auto", num_threads=None, out=None):
+           algo="auto", activation=None, num_threads=None, out=None):
     """2-D convolution (cross-correlation, as every deep-learning framework computes it).
 
     Parameters
@@ -33,6 +35,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
     groups : int
         Input and output channels are split into ``groups`` independent convolutions.
     algo : ``"direct"``, ``"im2col"`` or ``"auto"`` (see :func:`choose_algorithm`)
+    activation : None, a name or a (name, parameter) pair
+        Applied with the bias to each output tile while it is in cache (no second pass):
+        ``"relu"``, ``"relu6"``, ``"leaky_relu"``, ``"elu"``, ``"sigmoid"``, ``"tanh"``, or e.g.
+        ``("leaky_relu", 0.2)``; see :func:`convkit.activations.resolve_activation`.
     num_threads : int, optional
         OpenMP threads; ``None`` uses :func:`convkit.get_num_threads`.
     out : ndarray, optional
@@ -42,6 +48,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
     """
     check_layout(layout)
     check_choice(algo, "algo", ALGORITHMS)
+    act = resolve_activation(activation)
     x = as_float_array(x, "x")
     check_ndim(x, 4, "x", f"({', '.join(layout)})")
     weight = as_float_array(weight, "weight", x.dtype)
@@ -72,9 +79,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
 
     y = out if (out is not None and layout == "NHWC") else np.empty((n, hout, wout, cout), x.dtype)
     if algo == "direct":
-        _conv_direct(xh, w, bias, stride, pads, dilation, groups, y, nt)
+        _conv_direct(xh, w, bias, act, stride, pads, dilation, groups, y, nt)
     else:
-        _conv_im2col(xh, w, bias, stride, pads, dilation, groups, y, nt)
+        _conv_im2col(xh, w, bias, act, stride, pads, dilation, groups, y, nt)
     if layout == "NHWC":
         return y
     if out is None:
@@ -95,9 +102,9 @@ def choose_algorithm(in_channels, out_channels, kernel_size, stride, groups):
     return "im2col" if cout_g >= 32 and reduction >= 64 else "direct"
 
 
-def _conv_direct(x, w, bias, stride, pads, dilation, groups, y, nt):
+def _conv_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt):
     _direct.conv2d_nhwc(x, _direct.pack_weights(w, groups), bias, y, stride[0], stride[1],
-                        pads[0], pads[2], dilation[0], dilation[1], w.shape[3] // groups, nt)
+                        pads[0], pads[2], dilation[0], dilation[1], w.shape[3] // groups, *act, nt)
 
 
 def im2col_tile_rows(out_rows, out_width, reduction, itemsize):
@@ -119,7 +126,7 @@ def _is_pointwise(kernel_size, stride, pads):
     return kernel_size == (1, 1) and stride == (1, 1) and not any(pads)
 
 
-def _conv_im2col(x, w, bias, stride, pads, dilation, groups, y, nt):
+def _conv_im2col(x, w, bias, act, stride, pads, dilation, groups, y, nt):
     n, h, wid, c = x.shape
     kh, kw, cin_g, cout = w.shape
     cout_g = cout // groups
@@ -132,8 +139,7 @@ def _conv_im2col(x, w, bias, stride, pads, dilation, groups, y, nt):
         for g in range(groups):
             np.matmul(x2d[:, g * cin_g:(g + 1) * cin_g], w2d[:, g * cout_g:(g + 1) * cout_g],
                       out=y2d[:, g * cout_g:(g + 1) * cout_g])
-        if bias is not None:
-            y2d += bias
+        _epilogue.bias_activation_inplace(y2d, bias, *act, nt)
         return
     reduction = kh * kw * cin_g
     tile_rows = im2col_tile_rows(n * hout, wout, reduction, x.itemsize)
@@ -147,5 +153,4 @@ def _conv_im2col(x, w, bias, stride, pads, dilation, groups, y, nt):
                                 pads[0], pads[2], dilation[0], dilation[1], hout, wout, nt)
             np.matmul(cols[:m], w2d[:, g * cout_g:(g + 1) * cout_g],
                       out=y_tile[:, g * cout_g:(g + 1) * cout_g])
-        if bias is not None:
-            y_tile += bias
+        _epilogue.bias_activation_inplace(y_tile, bias, *act, nt)   # while the tile is in cache

@@ -11,6 +11,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memset
 
+from activation cimport activate_span
+
 import numpy as np
 
 cdef enum:
@@ -63,13 +65,13 @@ cdef inline void conv_row(
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t G, Py_ssize_t cin_g, Py_ssize_t cout_g,
     Py_ssize_t nblk, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
     Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Hout, Py_ssize_t Wout,
+    int act, floating alpha,
 ) noexcept nogil:
-    """All output channels of output row ``oh`` of image ``n``."""
+    """All output channels of output row ``oh`` of image ``n``, through the bias+activation epilogue."""
     cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
     cdef floating acc[CK_TILE_PIXELS * BLOCK_F32]
-    cdef Py_ssize_t g, b, t, ow0, r, j, co0, nco, npix
+    cdef Py_ssize_t g, b, t, ow0, r, co0, nco, npix
     cdef Py_ssize_t Cout = G * cout_g
-    cdef floating* dst
     for g in range(G):
         for b in range(nblk):
             co0 = g * cout_g + b * B
@@ -81,16 +83,20 @@ cdef inline void conv_row(
                           n, oh, ow0, npix, g * cin_g, H, W, C, cin_g, KH, KW,
                           sh, sw, pt, pl, dh, dw)
                 for r in range(npix):
-                    dst = out + ((n * Hout + oh) * Wout + ow0 + r) * Cout + co0
-                    for j in range(nco):
-                        dst[j] = acc[r * B + j] + (bias[co0 + j] if bias != NULL else 0)
+                    # The epilogue (bias, activation) runs on the tile while it is in registers/L1.
+                    activate_span(acc + r * B, bias + co0 if bias != NULL else NULL,
+                                  out + ((n * Hout + oh) * Wout + ow0 + r) * Cout + co0, nco,
+                                  act, alpha)
 
 
 def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :, :, ::1] wpacked,
                 bias, floating[:, :, :, ::1] out,
                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
-                Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t cout_g, int num_threads):
-    """out (N, Hout, Wout, Cout) = conv(x (N, H, W, C), packed weights) + bias."""
+                Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t cout_g, int act, double alpha, int num_threads):
+    """out (N, Hout, Wout, Cout) = act(conv(x (N, H, W, C), packed weights) + bias).
+
+    ``act``/``alpha``: the activation code and parameter from convkit.activations.resolve_activation.
+    """
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t G = wpacked.shape[0], nblk = wpacked.shape[1]
     cdef Py_ssize_t KH = wpacked.shape[2], KW = wpacked.shape[3], cin_g = wpacked.shape[4]
@@ -109,7 +115,8 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :, :, ::
     with nogil:
         for r in prange(N * Hout, num_threads=num_threads, schedule="static"):
             conv_row(xp, wp, bp, &zeros[0], &out[0, 0, 0, 0], r // Hout, r % Hout,
-                     H, W, C, G, cin_g, cout_g, nblk, KH, KW, sh, sw, pt, pl, dh, dw, Hout, Wout)
+                     H, W, C, G, cin_g, cout_g, nblk, KH, KW, sh, sw, pt, pl, dh, dw, Hout, Wout,
+                     act, <floating>alpha)
 
 
 def pack_weights(w, Py_ssize_t groups):

@@ -6,6 +6,7 @@ import convkit
 from convkit.conv import choose_algorithm
 from helpers import assert_close, nchw, oihw
 from reference import conv2d_ref
+from reference_units import activation_ref
 
 ALGOS = ["direct", "im2col", "auto"]
 DTYPES = [np.float32, np.float64]
@@ -160,3 +161,21 @@ def test_set_num_threads_round_trip():
 def test_auto_rule():
     assert choose_algorithm(64, 64, (3, 3), (1, 1), 1) == "im2col"
     assert choose_algorithm(128, 128, (3, 3), (1, 1), 32) == "direct"
+
+
+@pytest.mark.parametrize("activation", ["relu", "relu6", ("leaky_relu", 0.2), "elu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("case", [CASES[5], CASES[14], CASES[15]], ids=str)
+def test_fused_activation(activation, algo, case, rng):
+    """conv2d(..., activation=a) equals the activation applied to conv2d's output."""
+    x, w, b, expected = _make(case, np.float64, rng)
+    _, _, _, _, _, _, stride, padding, dilation, groups = case
+    name, param = activation if isinstance(activation, tuple) else (activation, None)
+    y = convkit.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo, activation=activation)
+    assert_close(y, activation_ref(expected, name, param), np.float64)
+
+
+def test_unknown_activation():
+    x = np.zeros((1, 4, 4, 2), np.float32)
+    with pytest.raises(ValueError, match="activation"):
+        convkit.conv2d(x, np.zeros((1, 1, 2, 2), np.float32), activation="gelu")
