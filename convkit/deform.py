@@ -14,7 +14,7 @@ ALGORITHMS = ("auto", "direct", "im2col")
 #: Bytes of each thread's column buffer in ``algo="direct"``: whole output rows of columns while they
 #: fit (64 pixels of a 3x3x64 layer in float32 is 144 KiB), so the buffer stays in a core's L2.
 DIRECT_TILE_BYTES = 192 << 10
-_PIXELS = 6  # the direct micro-kernel's pixel tile (src/deform_direct.pyx)
+_PIXELS = 6  # pixels of the direct kernel's register tile (CK_TILE_PIXELS, src/microkernel.h)
 
 
 def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None, *,

@@ -3,11 +3,13 @@
 Each thread owns whole output rows (over image x row).  For one row it samples the deformable columns
 of a chunk of output pixels into its own small buffer (``chunk * KH*KW*Cin/groups`` values, sized to
 stay in L2), then multiplies them with the packed weights of conv_direct (``pack_weights``: blocks of
-16 float32 / 8 float64 output channels, rows (kh, kw, ci) like the columns) in a micro-kernel that keeps
-a ``6 pixels x block`` tile of accumulators in vector registers.  No column matrix is materialised.
+16 float32 / 8 float64 output channels, rows (kh, kw, ci) like the columns) in conv_direct's register
+tile (``microkernel.h``: 6 pixels x one block of accumulators in vector registers), the column rows
+standing in for its input pixels.  No column matrix is materialised.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.string cimport memset
 
 import numpy as np
 
@@ -15,44 +17,14 @@ from deform_cols cimport deform_pixel_columns
 from omp cimport omp_get_thread_num
 
 cdef enum:
-    PIXELS = 6      # output pixels per register tile
     BLOCK_F32 = 16  # output channels per register tile, float32 (conv_direct.block_width)
     BLOCK_F64 = 8   # output channels per register tile, float64
 
 
-cdef inline void gemm_tile(const floating** rows, const floating* w, Py_ssize_t K,
-                           floating* acc) noexcept nogil:
-    """acc[r*B + j] = sum_k rows[r][k] * w[k*B + j] for the six rows r of one pixel tile."""
-    cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
-    cdef floating a0[BLOCK_F32]
-    cdef floating a1[BLOCK_F32]
-    cdef floating a2[BLOCK_F32]
-    cdef floating a3[BLOCK_F32]
-    cdef floating a4[BLOCK_F32]
-    cdef floating a5[BLOCK_F32]
-    cdef const floating* r0 = rows[0]
-    cdef const floating* r1 = rows[1]
-    cdef const floating* r2 = rows[2]
-    cdef const floating* r3 = rows[3]
-    cdef const floating* r4 = rows[4]
-    cdef const floating* r5 = rows[5]
-    cdef floating v0, v1, v2, v3, v4, v5
-    cdef Py_ssize_t k, j
-    for j in range(B):
-        a0[j] = 0; a1[j] = 0; a2[j] = 0; a3[j] = 0; a4[j] = 0; a5[j] = 0
-    for k in range(K):
-        v0 = r0[k]; v1 = r1[k]; v2 = r2[k]; v3 = r3[k]; v4 = r4[k]; v5 = r5[k]
-        for j in range(B):
-            a0[j] += v0 * w[j]
-            a1[j] += v1 * w[j]
-            a2[j] += v2 * w[j]
-            a3[j] += v3 * w[j]
-            a4[j] += v4 * w[j]
-            a5[j] += v5 * w[j]
-        w += B
-    for j in range(B):
-        acc[j] = a0[j]; acc[B + j] = a1[j]; acc[2 * B + j] = a2[j]
-        acc[3 * B + j] = a3[j]; acc[4 * B + j] = a4[j]; acc[5 * B + j] = a5[j]
+cdef extern from "microkernel.h" nogil:
+    enum: CK_TILE_PIXELS   # output pixels per register tile
+    void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
+    void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
 
 
 cdef inline void deform_row(
@@ -68,8 +40,8 @@ cdef inline void deform_row(
     cdef Py_ssize_t K = KH * KW * cin_g
     cdef Py_ssize_t Cout = G * cout_g
     cdef Py_ssize_t MC = OC // 2
-    cdef floating acc[PIXELS * BLOCK_F32]
-    cdef const floating* rows[PIXELS]
+    cdef floating acc[CK_TILE_PIXELS * BLOCK_F32]
+    cdef const floating* rows[CK_TILE_PIXELS]
     cdef Py_ssize_t g, q, ow0, npx, p, t0, t, r, b, j, co0, nco
     cdef floating* dst
     for g in range(G):
@@ -81,15 +53,19 @@ cdef inline void deform_row(
                                      msk + (ow0 + p) * MC if msk != NULL else NULL, zeros,
                                      buf + p * K, H, W, C, g * cin_g, cin_g, cpg, KH, KW,
                                      <double>(oh * sh - pt), <double>((ow0 + p) * sw - pl), dh, dw)
-            for t0 in range((npx + PIXELS - 1) // PIXELS):
-                t = t0 * PIXELS
-                for r in range(PIXELS):
+            for t0 in range((npx + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS):
+                t = t0 * CK_TILE_PIXELS
+                for r in range(CK_TILE_PIXELS):
                     rows[r] = buf + (t + r if t + r < npx else t) * K
                 for b in range(nblk):
                     co0 = g * cout_g + b * B
                     nco = min(B, cout_g - b * B)
-                    gemm_tile(rows, wp + (g * nblk + b) * K * B, K, acc)
-                    for r in range(min(PIXELS, npx - t)):
+                    memset(acc, 0, CK_TILE_PIXELS * B * sizeof(floating))
+                    if floating is float:
+                        ck_tile_f32(rows, wp + (g * nblk + b) * K * B, K, acc)
+                    else:
+                        ck_tile_f64(rows, wp + (g * nblk + b) * K * B, K, acc)
+                    for r in range(min(CK_TILE_PIXELS, npx - t)):
                         dst = out + (ow0 + t + r) * Cout + co0
                         for j in range(nco):
                             dst[j] = acc[r * B + j] + (bias[co0 + j] if bias != NULL else 0)
@@ -104,7 +80,7 @@ def deform_conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     """out (N, Hout, Wout, Cout) = deformable conv of x (N, H, W, C) with packed weights + bias.
 
     ``offset``/``mask`` as deform.deform_im2col_nhwc; ``workspace`` has ``num_threads`` rows of
-    ``chunk * KH*KW*Cin/groups`` elements, one per thread; ``chunk`` is a multiple of 6 pixels.
+    ``chunk * KH*KW*Cin/groups`` elements, one per thread; ``chunk`` is a multiple of CK_TILE_PIXELS.
     """
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t G = wpacked.shape[0], nblk = wpacked.shape[1]
