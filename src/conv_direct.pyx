@@ -37,14 +37,27 @@ cdef inline void conv_tile(
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t cin_g, Py_ssize_t KH, Py_ssize_t KW,
     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
 ) noexcept nogil:
-    """acc[r*B + j] = sum over taps and input channels for pixel ow0+r, channel j of the block."""
+    """acc[r*B + j] = sum over taps and input channels for pixel ow0+r, channel j of the block.
+
+    When every window of the tile lies inside the image horizontally, the dilation is 1 and the group
+    has all channels, a kernel row's KW taps are KW*C contiguous input values (NHWC) facing KW*C
+    contiguous packed weight rows, so one micro-kernel call covers the whole kernel row.  That matters
+    most for thin inputs (an RGB stem: 3 channels per tap).
+    """
     cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
     cdef const floating* xp[CK_TILE_PIXELS]
     cdef Py_ssize_t kh, kw, ih, iw, r
+    cdef bint whole_rows = (dw == 1 and cin_g == C and ow0 * sw - pl >= 0
+                            and (ow0 + npix - 1) * sw - pl + KW <= W)
     memset(acc, 0, CK_TILE_PIXELS * B * sizeof(floating))
     for kh in range(KH):
         ih = oh * sh - pt + kh * dh
         if <size_t>ih >= <size_t>H:
+            continue
+        if whole_rows:
+            for r in range(CK_TILE_PIXELS):
+                xp[r] = x + ((n * H + ih) * W + (ow0 + r) * sw - pl) * C if r < npix else zeros
+            micro_tile(xp, wblk + kh * KW * cin_g * B, KW * cin_g, acc)
             continue
         for kw in range(KW):
             for r in range(CK_TILE_PIXELS):
@@ -53,10 +66,15 @@ cdef inline void conv_tile(
                     xp[r] = x + ((n * H + ih) * W + iw) * C + c0
                 else:
                     xp[r] = zeros
-            if floating is float:
-                ck_tile_f32(xp, wblk + (kh * KW + kw) * cin_g * B, cin_g, acc)
-            else:
-                ck_tile_f64(xp, wblk + (kh * KW + kw) * cin_g * B, cin_g, acc)
+            micro_tile(xp, wblk + (kh * KW + kw) * cin_g * B, cin_g, acc)
+
+
+cdef inline void micro_tile(const floating* const* xp, const floating* w, Py_ssize_t cin,
+                            floating* acc) noexcept nogil:
+    if floating is float:
+        ck_tile_f32(xp, w, cin, acc)
+    else:
+        ck_tile_f64(xp, w, cin, acc)
 
 
 cdef inline void conv_row(
@@ -104,7 +122,7 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :, :, ::
     cdef Py_ssize_t r
     if out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] == 0:
         return
-    cdef floating[::1] zeros = np.zeros(max(C, 1), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] zeros = np.zeros(max(KW * C, 1), dtype=np.float32 if floating is float else np.float64)
     cdef const floating[::1] bias_view
     cdef const floating* bp = NULL
     if bias is not None:
