@@ -158,7 +158,7 @@ def _offset_groups(nhwc_shape, given_shape, out_shape, kernel_size, c, layout):
 
 def _deform_conv_direct(x, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt):
     kh, kw, cin_g, cout = w.shape
-    k = kh * kw * cin_g
+    k = kh * kw * x.shape[3]
     chunk = min(-(-y.shape[2] // _PIXELS), max(DIRECT_TILE_BYTES // max(k * x.itemsize, 1) // _PIXELS, 1))
     workspace = np.empty((nt, chunk * _PIXELS * k), x.dtype)
     _deform_direct.deform_conv2d_nhwc(x, off, m, _direct.pack_weights(w, groups), bias, y, workspace,

@@ -20,13 +20,14 @@ cdef inline void deform_pixel_columns(
     """
     cdef Py_ssize_t i, j, t, c, e, g
     cdef Py_ssize_t taps = KH * KW
+    cdef Py_ssize_t g0 = c0 // cpg
     cdef double m
     for i in range(KH):
         for j in range(KW):
             t = i * KW + j
             c = c0
+            g = g0
             while c < c0 + cg:
-                g = c // cpg
                 e = min(c0 + cg, (g + 1) * cpg)
                 m = msk[g * taps + t] if msk != NULL else 1.0
                 bilinear_sample_vec(img + c, H, W, C,
@@ -34,3 +35,4 @@ cdef inline void deform_pixel_columns(
                                     xbase + j * dw + off[2 * (g * taps + t) + 1],
                                     m, zeros, e - c, dst + t * cg + c - c0)
                 c = e
+                g += 1

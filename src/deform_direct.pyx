@@ -1,11 +1,11 @@
 """Direct deformable convolution in NHWC: sampling fused with a register-blocked accumulation.
 
-Each thread owns whole output rows (over image x row).  For one row it samples the deformable columns
-of a chunk of output pixels into its own small buffer (``chunk * KH*KW*Cin/groups`` values, sized to
-stay in L2), then multiplies them with the packed weights of conv_direct (``pack_weights``: blocks of
-16 float32 / 8 float64 output channels, rows (kh, kw, ci) like the columns) in conv_direct's register
-tile (``microkernel.h``: 6 pixels x one block of accumulators in vector registers), the column rows
-standing in for its input pixels.  No column matrix is materialised.
+Each thread owns whole output rows (over image x row).  For one row it samples the deformable columns of
+a chunk of output pixels (every input channel, once) into its own small buffer (``chunk * KH*KW*C``
+values, sized to stay in L2), then multiplies them with the packed weights of conv_direct
+(``pack_weights``: blocks of 16 float32 / 8 float64 output channels, rows (kh, kw, ci) like the columns)
+in conv_direct's register tile (``microkernel.h``: 6 pixels x one block of accumulators in vector
+registers), the column rows standing in for its input pixels.  No column matrix is materialised.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -35,36 +35,49 @@ cdef inline void deform_row(
     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
     Py_ssize_t Wout, Py_ssize_t OC, Py_ssize_t chunk,
 ) noexcept nogil:
-    """All output channels of one output row; ``off``/``msk``/``out`` point at the row's first pixel."""
+    """All output channels of one output row; ``off``/``msk``/``out`` point at the row's first pixel.
+
+    A pixel's column holds every input channel, (tap, c), sampled once whatever the weight groups;
+    weight group g then reads its ``cin_g`` channels of each tap.  With one group that is the whole
+    contiguous column, one register-tile call over ``KH*KW*C``; with several, one call per tap.
+    """
     cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
-    cdef Py_ssize_t K = KH * KW * cin_g
+    cdef Py_ssize_t taps = KH * KW
+    cdef Py_ssize_t K = taps * C                        # column length
+    cdef Py_ssize_t calls = 1 if G == 1 else taps       # register-tile calls per block
+    cdef Py_ssize_t span = K if G == 1 else cin_g       # reduction per call
     cdef Py_ssize_t Cout = G * cout_g
     cdef Py_ssize_t MC = OC // 2
     cdef floating acc[CK_TILE_PIXELS * BLOCK_F32]
     cdef const floating* rows[CK_TILE_PIXELS]
-    cdef Py_ssize_t g, q, ow0, npx, p, t0, t, r, b, j, co0, nco
+    cdef const floating* tile[CK_TILE_PIXELS]
+    cdef const floating* wblk
+    cdef Py_ssize_t g, q, ow0, npx, p, t0, t, r, b, j, s, co0, nco
     cdef floating* dst
-    for g in range(G):
-        for q in range((Wout + chunk - 1) // chunk):
-            ow0 = q * chunk
-            npx = min(chunk, Wout - ow0)
-            for p in range(npx):
-                deform_pixel_columns(img, off + (ow0 + p) * OC,
-                                     msk + (ow0 + p) * MC if msk != NULL else NULL, zeros,
-                                     buf + p * K, H, W, C, g * cin_g, cin_g, cpg, KH, KW,
-                                     <double>(oh * sh - pt), <double>((ow0 + p) * sw - pl), dh, dw)
-            for t0 in range((npx + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS):
-                t = t0 * CK_TILE_PIXELS
-                for r in range(CK_TILE_PIXELS):
-                    rows[r] = buf + (t + r if t + r < npx else t) * K
+    for q in range((Wout + chunk - 1) // chunk):
+        ow0 = q * chunk
+        npx = min(chunk, Wout - ow0)
+        for p in range(npx):
+            deform_pixel_columns(img, off + (ow0 + p) * OC, msk + (ow0 + p) * MC if msk != NULL else NULL,
+                                 zeros, buf + p * K, H, W, C, 0, C, cpg, KH, KW,
+                                 <double>(oh * sh - pt), <double>((ow0 + p) * sw - pl), dh, dw)
+        for t0 in range((npx + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS):
+            t = t0 * CK_TILE_PIXELS
+            for r in range(CK_TILE_PIXELS):
+                rows[r] = buf + (t + r if t + r < npx else t) * K
+            for g in range(G):
                 for b in range(nblk):
                     co0 = g * cout_g + b * B
                     nco = min(B, cout_g - b * B)
+                    wblk = wp + (g * nblk + b) * taps * cin_g * B
                     memset(acc, 0, CK_TILE_PIXELS * B * sizeof(floating))
-                    if floating is float:
-                        ck_tile_f32(rows, wp + (g * nblk + b) * K * B, K, acc)
-                    else:
-                        ck_tile_f64(rows, wp + (g * nblk + b) * K * B, K, acc)
+                    for s in range(calls):
+                        for r in range(CK_TILE_PIXELS):
+                            tile[r] = rows[r] + s * C + g * cin_g
+                        if floating is float:
+                            ck_tile_f32(tile, wblk + s * cin_g * B, span, acc)
+                        else:
+                            ck_tile_f64(tile, wblk + s * cin_g * B, span, acc)
                     for r in range(min(CK_TILE_PIXELS, npx - t)):
                         dst = out + (ow0 + t + r) * Cout + co0
                         for j in range(nco):
@@ -80,7 +93,7 @@ def deform_conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     """out (N, Hout, Wout, Cout) = deformable conv of x (N, H, W, C) with packed weights + bias.
 
     ``offset``/``mask`` as deform.deform_im2col_nhwc; ``workspace`` has ``num_threads`` rows of
-    ``chunk * KH*KW*Cin/groups`` elements, one per thread; ``chunk`` is a multiple of CK_TILE_PIXELS.
+    ``chunk * KH*KW*C`` elements, one per thread; ``chunk`` is a multiple of CK_TILE_PIXELS.
     """
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t G = wpacked.shape[0], nblk = wpacked.shape[1]
@@ -90,7 +103,7 @@ def deform_conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     cdef Py_ssize_t r
     if out.shape[0] * Hout * Wout * Cout == 0:
         return
-    cdef floating[::1] zeros = np.zeros(max(cin_g, 1), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] zeros = np.zeros(max(C, 1), dtype=np.float32 if floating is float else np.float64)
     cdef const floating[:, :, :, ::1] mask_view
     cdef const floating* mp = NULL
     if mask is not None:
