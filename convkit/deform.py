@@ -156,14 +156,32 @@ def _offset_groups(nhwc_shape, given_shape, out_shape, kernel_size, c, layout):
     return g
 
 
+def direct_chunk(out_width, column_length, itemsize):
+    """Output pixels per column chunk of ``algo="direct"``: a multiple of the register tile, whole rows
+    while they fit DIRECT_TILE_BYTES (``column_length`` = KH*KW*C values per pixel)."""
+    tiles = max(DIRECT_TILE_BYTES // max(column_length * itemsize, 1) // _PIXELS, 1)
+    return min(-(-out_width // _PIXELS), tiles) * _PIXELS
+
+
+def workspace_bytes(algo, x_shape, weight_hwio_shape, out_hw, itemsize, num_threads):
+    """Bytes of column workspace ``algo`` ("direct" or "im2col") allocates for an NHWC deform_conv2d."""
+    n, _, _, c = x_shape
+    kh, kw, cin_g, _ = weight_hwio_shape
+    if algo == "direct":
+        k = kh * kw * c
+        return num_threads * direct_chunk(out_hw[1], k, itemsize) * k * itemsize
+    rows = im2col_tile_rows(n * out_hw[0], out_hw[1], kh * kw * cin_g, itemsize)
+    return rows * out_hw[1] * kh * kw * cin_g * itemsize
+
+
 def _deform_conv_direct(x, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt):
     kh, kw, cin_g, cout = w.shape
     k = kh * kw * x.shape[3]
-    chunk = min(-(-y.shape[2] // _PIXELS), max(DIRECT_TILE_BYTES // max(k * x.itemsize, 1) // _PIXELS, 1))
-    workspace = np.empty((nt, chunk * _PIXELS * k), x.dtype)
+    chunk = direct_chunk(y.shape[2], k, x.itemsize)
+    workspace = np.empty((nt, chunk * k), x.dtype)
     _deform_direct.deform_conv2d_nhwc(x, off, m, _direct.pack_weights(w, groups), bias, y, workspace,
                                       stride[0], stride[1], pads[0], pads[2], dilation[0], dilation[1],
-                                      cpg, cout // groups, chunk * _PIXELS, nt)
+                                      cpg, cout // groups, chunk, nt)
 
 
 def _deform_conv_im2col(x, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt):

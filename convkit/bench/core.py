@@ -19,6 +19,7 @@ import numpy as np
 SUITES = [
     "convkit.bench.conv",
     "convkit.bench.units",
+    "convkit.bench.deform",
 ]
 
 
