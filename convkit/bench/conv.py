@@ -35,7 +35,7 @@ def layer_case(name, n, h, w, cin, cout, k, stride, padding, dilation, groups, s
         else:
             x, wt = x_nhwc.transpose(0, 3, 1, 2).copy(), w_hwio.transpose(3, 2, 0, 1).copy()
         itemsize = np.dtype(config.dtype).itemsize
-        auto = choose_algorithm(cin, cout, (k, k), (sh, sw), groups)
+        auto = choose_algorithm((k, k), (sh, sw), pads, groups, (hout, wout))
         workspace = {
             "direct": 0,
             "im2col": im2col_workspace_bytes((n, h, w, cin), w_hwio.shape, (sh, sw), pads, (dh, dw),
