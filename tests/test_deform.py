@@ -3,6 +3,7 @@ import functools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import convkit
 from helpers import assert_close, nchw, oihw
@@ -236,6 +237,23 @@ def test_empty_batch_shape(layout):
     assert y.shape == (0, 5, 5, 3)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_random_geometry_matches_reference(data):
+    draw = data.draw
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride, dilation, padding = (tuple(draw(st.integers(lo, hi)) for _ in range(2))
+                                 for lo, hi in ((1, 2), (1, 2), (0, 2)))
+    g_off, groups = draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2]))
+    cin = g_off * groups * draw(st.integers(1, 2))
+    size = [draw(st.integers(max(1, d * (kk - 1) + 1 - 2 * p), 8)) for d, kk, p in zip(dilation, k, padding)]
+    case = (draw(st.integers(1, 2)), size[0], size[1], cin, groups * draw(st.integers(1, 3)), k, stride,
+            padding, dilation, g_off, groups)
+    inp = _inputs(case, np.float64, draw(st.booleans()), seed=draw(st.integers(0, 99)))
+    y = _call(case, inp, draw(st.sampled_from(LAYOUTS)), algo=draw(st.sampled_from(ALGOS)))
+    assert_close(y, _reference(case, inp), np.float64)
+
+
 # --- bad inputs ---------------------------------------------------------------------------------
 
 def _good():
@@ -324,3 +342,23 @@ def test_matches_torchvision(index, dtype, masked, algo):
     expected = tv.ops.deform_conv2d(t["x"], t["offset"], t["weight"], t["bias"], s, (pads[0], pads[2]), d,
                                     t["mask"]).numpy()
     assert_close(_call(case, inp, "NCHW", algo=algo), expected.transpose(0, 2, 3, 1), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bilinear_sample_matches_torchvision(dtype):
+    """A 1x1 deformable convolution with identity weights is bilinear sampling at (oy + dy, ox + dx)."""
+    tv = pytest.importorskip("torchvision")
+    import torch
+    rng = np.random.default_rng(4)
+    n, h, w, c = 2, 5, 6, 3
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    offset = rng.uniform(-3, 3, (n, 2, h, w))
+    offset[:, :, 0, :3] = [[-1, -0.999, 5 - 1e-3], [0, 0, 0]]                # y on and near the edges
+    offset[:, :, 1, :3] = [[0, 0, 0], [-1, 6, 5 - 1e-3]]                     # x on and past the edges
+    offset = offset.astype(dtype)
+    eye = torch.eye(c, dtype=torch.float32 if dtype == np.float32 else torch.float64)[:, :, None, None]
+    expected = tv.ops.deform_conv2d(torch.from_numpy(nchw(x)), torch.from_numpy(offset), eye).numpy()
+    oy, ox = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    points = np.stack([oy + offset[:, 0], ox + offset[:, 1]], axis=-1).reshape(n, h * w, 2).astype(dtype)
+    got = convkit.bilinear_sample(x, points)
+    assert_close(got, expected.transpose(0, 2, 3, 1).reshape(n, h * w, c), dtype)
