@@ -184,3 +184,18 @@ def test_unknown_activation():
     x = np.zeros((1, 4, 4, 2), np.float32)
     with pytest.raises(ValueError, match="activation"):
         convkit.conv2d(x, np.zeros((1, 1, 2, 2), np.float32), activation="gelu")
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("algo", ALGOS)
+def test_conv2d_matches_torch(case, algo, rng):
+    """PyTorch's conv2d on the same NCHW arrays (padding taken from convkit's own resolution)."""
+    torch = pytest.importorskip("torch")
+    x, w, b, _ = _make(case, np.float64, rng)
+    _, _, _, _, _, _, stride, padding, dilation, groups = case
+    top, bottom, left, right = _pads(case)
+    xt = torch.nn.functional.pad(torch.from_numpy(nchw(x)), (left, right, top, bottom))
+    expected = torch.nn.functional.conv2d(xt, torch.from_numpy(oihw(w)), torch.from_numpy(b),
+                                          stride, 0, dilation, groups).numpy()
+    y = convkit.conv2d(nchw(x), oihw(w), b, stride, padding, dilation, groups, layout="NCHW", algo=algo)
+    assert_close(y, expected, np.float64)
