@@ -10,6 +10,8 @@ Environment variables:
     ``-O0 -g`` and Cython's bounds/initialisation checks on: for debuggers and sanitizers.
 ``CONVKIT_EXTRA_COMPILE_ARGS`` / ``CONVKIT_EXTRA_LINK_ARGS``
     extra flags, space separated (e.g. ``-fsanitize=address``).
+``CONVKIT_OPENMP=0``
+    build serial kernels even where the compiler has OpenMP (what a compiler without it gets).
 ``CONVKIT_MODULES=conv_direct,im2col``
     development: (re)build only these kernels, e.g. with ``build_ext --inplace``.
 """
@@ -74,13 +76,14 @@ NATIVE = (not PORTABLE) and _try_compile_and_run(TRIVIAL_PROBE, ["-march=native"
 if NATIVE:
     compile_args.append("-march=native")
 
-OPENMP = _try_compile_and_run(OPENMP_PROBE, ["-fopenmp"])
+OPENMP = (os.environ.get("CONVKIT_OPENMP", "1") != "0"
+          and _try_compile_and_run(OPENMP_PROBE, ["-fopenmp"]))
 if OPENMP:
     compile_args.append("-fopenmp")
     link_args.append("-fopenmp")
 else:
-    print("WARNING: the compiler has no working OpenMP; convkit's kernels will run serially.",
-          file=sys.stderr)
+    print("WARNING: building without OpenMP (the compiler has none, or CONVKIT_OPENMP=0): "
+          "convkit's kernels will run serially.", file=sys.stderr)
 
 compile_args += os.environ.get("CONVKIT_EXTRA_COMPILE_ARGS", "").split()
 link_args += os.environ.get("CONVKIT_EXTRA_LINK_ARGS", "").split()
