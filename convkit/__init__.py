@@ -10,10 +10,13 @@ from .im2col import col2im, im2col
 from .linear import linear
 from .normalization import batch_norm, fold_batch_norm
 from .pooling import avg_pool2d, global_avg_pool2d, max_pool2d
+from .summary import summary
+from . import models, nn
 
 __all__ = [
     "elu", "leaky_relu", "relu", "relu6", "sigmoid", "tanh",
     "avg_pool2d", "batch_norm", "fold_batch_norm", "global_avg_pool2d", "linear", "max_pool2d",
     "bilinear_sample", "deform_conv2d",
+    "models", "nn", "summary",
     "col2im", "conv2d", "get_num_threads", "im2col", "set_num_threads", "show_config",
 ]

@@ -1,0 +1,130 @@
+"""Convolution layers: Conv2d and DeformConv2d, PyTorch's constructors and parameter names."""
+import numpy as np
+
+from .._validation import conv_geometry, int_arg, pair
+from ..conv import conv2d
+from ..deform import deform_conv2d
+from .init import float_dtype, generator, kaiming_uniform
+from .module import Module
+
+
+class _ConvNd(Module):
+    """Shared by the convolutions whose weight is (Cout, Cin/groups, KH, KW) in PyTorch."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                 layout, dtype, rng):
+        super().__init__(layout)
+        self.in_channels = int_arg(in_channels, "in_channels", 1)
+        self.out_channels = int_arg(out_channels, "out_channels", 1)
+        self.groups = int_arg(groups, "groups", 1)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"expected groups to divide in_channels ({self.in_channels}) and out_channels "
+                             f"({self.out_channels}), got groups={self.groups}")
+        self.kernel_size = pair(kernel_size, "kernel_size", 1)
+        self.stride = pair(stride, "stride", 1)
+        self.dilation = pair(dilation, "dilation", 1)
+        self.padding = padding if isinstance(padding, str) else pair(padding, "padding", 0)
+        conv_geometry(self.kernel_size, self.kernel_size, self.stride, self.padding, self.dilation)
+        dtype = float_dtype(dtype)
+        rng = generator(rng)
+        fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
+        w = kaiming_uniform(rng, self._torch_weight_shape(), fan_in, dtype)
+        self.register_parameter("weight", self._from_torch("weight", w))
+        if bias:
+            self.register_parameter("bias", kaiming_uniform(rng, (self.out_channels,), fan_in, dtype))
+        else:
+            self.bias = None
+
+    def _torch_weight_shape(self):
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+
+    @property
+    def dtype(self):
+        return self.weight.dtype
+
+    def _to_torch(self, name, array):
+        if name == "weight" and self.layout == "NHWC":
+            return array.transpose(3, 2, 0, 1)      # HWIO -> OIHW
+        return array
+
+    def _from_torch(self, name, array):
+        if name == "weight" and self.layout == "NHWC":
+            return array.transpose(2, 3, 1, 0)      # OIHW -> HWIO
+        return array
+
+    def hwio_weight(self):
+        """The weight as (KH, KW, Cin/groups, Cout), whatever the layout (converted once, cached)."""
+        if self.layout == "NHWC":
+            return self.weight
+        return self._cached("hwio", lambda: np.ascontiguousarray(self.weight.transpose(2, 3, 1, 0)))
+
+    def _check_channels(self, shape):
+        if len(shape) != 4 or shape[3] != self.in_channels:
+            raise ValueError(f"expected input with {self.in_channels} channels, got shape "
+                             f"{self._shape_from_internal(shape)}")
+
+    def _out_shape(self, shape):
+        self._check_channels(shape)
+        n, h, w, _ = shape
+        _, _, _, (hout, wout) = conv_geometry((h, w), self.kernel_size, self.stride, self.padding,
+                                              self.dilation)
+        return n, hout, wout, self.out_channels
+
+    def extra_repr(self):
+        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding!r}")
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        return text + f", bias={self.bias is not None}, layout={self.layout!r}"
+
+
+class Conv2d(_ConvNd):
+    """``torch.nn.Conv2d``: weight HWIO (KH, KW, Cin/groups, Cout) for NHWC, OIHW for NCHW.
+
+    Initialised as PyTorch does (uniform within 1/sqrt(fan_in)), from ``rng`` (a Generator or a seed).
+    ``activation`` (a spec as :func:`convkit.conv2d`'s) is applied in the convolution's epilogue.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, *, layout="NHWC", dtype=np.float32, rng=0):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         layout, dtype, rng)
+
+    def _forward(self, x, weight=None, bias=None, activation=None):
+        """The convolution on NHWC ``x``; a fusing container passes folded ``weight``/``bias``."""
+        if weight is None:
+            weight, bias = self.hwio_weight(), self.bias
+        return conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups,
+                      activation=activation)
+
+    def _macs(self, in_shape, out_shape):
+        from .. import counts
+        return counts.conv_macs(in_shape, out_shape, self.kernel_size, self.groups)
+
+
+class DeformConv2d(_ConvNd):
+    """``torchvision.ops.DeformConv2d``: called as ``layer(x, offset, mask=None)``.
+
+    ``offset`` is (N, Hout, Wout, 2*G*KH*KW) for NHWC, (N, 2*G*KH*KW, Hout, Wout) for NCHW, and ``mask``
+    (DCNv2) likewise with G*KH*KW channels; see :func:`convkit.deform_conv2d`.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, *, layout="NHWC", dtype=np.float32, rng=0):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         layout, dtype, rng)
+
+    def forward(self, x, offset, mask=None):
+        x, offset = self._to_internal(x), self._to_internal(offset)
+        mask = None if mask is None else self._to_internal(mask)
+        return self._from_internal(self._forward(x, offset, mask))
+
+    def _forward(self, x, offset, mask=None):
+        return deform_conv2d(x, offset, self.hwio_weight(), self.bias, self.stride, self.padding,
+                             self.dilation, mask)
+
+    def _macs(self, in_shape, out_shape):
+        from .. import counts
+        return counts.deform_conv_macs(in_shape, out_shape, self.kernel_size, self.groups)
