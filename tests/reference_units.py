@@ -17,7 +17,8 @@ def activation_ref(x, name, param=None):
         alpha = 1.0 if param is None else param
         return np.where(x >= 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
     if name == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * x))  # an identity free of overflow
+        e = np.exp(-np.abs(x))  # <= 1: 1 / (1 + exp(-x)) and exp(x) / (1 + exp(x)) never overflow
+        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     if name == "tanh":
         return np.tanh(x)
     raise ValueError(name)
