@@ -5,6 +5,7 @@ from ._kernels import conv_direct as _direct
 from ._kernels import elementwise as _epilogue
 from ._kernels import im2col as _im2col
 from .activations import resolve_activation
+from .grouped import grouped_direct_kernel
 from ._layout import conv_weight_to_hwio, from_nhwc, layout_shape, to_nhwc
 from ._threads import resolve_num_threads
 from ._validation import (as_float_array, check_choice, check_layout, check_ndim, check_out,
@@ -109,6 +110,9 @@ def choose_algorithm(kernel_size, stride, pads, groups, out_size):
 
 
 def _conv_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt):
+    kernel = grouped_direct_kernel(x.shape[3], w.shape[3], groups, x.dtype)
+    if kernel is not None:  # depthwise, or few channels per group: convkit.grouped
+        return kernel(x, w, bias, act, stride, pads, dilation, groups, y, nt)
     _direct.conv2d_nhwc(x, w, bias, y, groups, stride[0], stride[1], pads[0], pads[2],
                         dilation[0], dilation[1], *act, nt)
 

@@ -1,0 +1,43 @@
+"""The direct kernels for grouped convolution with few channels per group, behind conv2d(algo="direct").
+
+- depthwise (groups == input channels, channel multiplier Cout/Cin >= 1): ``src/depthwise.pyx``,
+  vectorised over contiguous channels, output channel c*m + k reading input channel c (PyTorch's rule);
+- grouped with fewer output channels per group than the general direct kernel's register block
+  (ResNeXt's 4 per group): ``src/conv_grouped.pyx``, groups as vector lanes.
+
+Arguments are already validated by :func:`convkit.conv.conv2d`; x is NHWC, w HWIO, y the NHWC output.
+"""
+from ._kernels import conv_direct as _direct
+from ._kernels import conv_grouped as _grouped
+from ._kernels import depthwise as _depthwise
+
+
+def grouped_direct_kernel(in_channels, out_channels, groups, dtype):
+    """The kernel ``conv2d(algo="direct")`` uses for this grouping: a function, or None for the general one.
+
+    Depthwise (every group one input channel) -> :func:`depthwise_direct`; groups with fewer output
+    channels than the general kernel's register block (16 float32, 8 float64) -> :func:`grouped_direct`,
+    which fills the vector lanes with groups instead of leaving most of them idle.
+    """
+    if groups == 1:
+        return None
+    if in_channels == groups:
+        return depthwise_direct
+    if out_channels // groups < _direct.block_width(dtype):
+        return grouped_direct
+    return None
+
+
+def depthwise_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt):
+    c = x.shape[3]
+    multiplier = w.shape[3] // c
+    _depthwise.depthwise_nhwc(x, _depthwise.pack_weights(w, c),
+                              _depthwise.pack_bias(bias, c, multiplier, x.dtype), y,
+                              stride[0], stride[1], pads[0], pads[2], dilation[0], dilation[1],
+                              *act, nt)
+
+
+def grouped_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt):
+    _grouped.grouped_nhwc(_grouped.repack_input(x, groups, nt), _grouped.pack_weights(w, groups),
+                          bias, y, groups, w.shape[3] // groups, stride[0], stride[1],
+                          pads[0], pads[2], dilation[0], dilation[1], *act, nt)

@@ -1,0 +1,210 @@
+"""Depthwise NHWC convolution (groups == input channels): output channel c*m + k reads input channel c.
+
+Vectorised across contiguous channels: a tile of ``PIXELS`` output pixels x ``BLOCK`` channels (16
+float32 or 8 float64: two 256-bit registers per pixel) accumulates in registers; for each kernel tap the
+block's weight vector is loaded once and used for every pixel of the tile.  Tiles cover the interior
+columns, whose taps are all inside the image (no bounds checks in the inner loop); the few border
+columns are computed one pixel at a time, skipping the taps that fall in the padding, and rows outside
+the image are skipped once per output row.  With a channel multiplier m, weights are packed as
+(m, KH, KW, C) so each multiplier k is a plain depthwise pass over contiguous input channels whose
+results go to every m-th output channel.  OpenMP splits the (image, output row) pairs across threads;
+each thread writes only its own rows.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+from activation cimport ACT_NONE, activate_span
+
+import numpy as np
+
+cdef enum:
+    PIXELS = 4      # output pixels per register tile
+    BLOCK_F32 = 16  # channels per register tile, float32
+    BLOCK_F64 = 8   # channels per register tile, float64
+
+
+cdef inline void store(floating* d, const floating* a, Py_ssize_t nc, Py_ssize_t M) noexcept nogil:
+    """d[j*M] = a[j] for j < nc (contiguous when M == 1)."""
+    cdef Py_ssize_t j
+    if M == 1:
+        for j in range(nc):
+            d[j] = a[j]
+    else:
+        for j in range(nc):
+            d[j * M] = a[j]
+
+
+cdef inline void dw_tile(
+    const floating* x, const floating* w, const floating* bias, floating* out,
+    Py_ssize_t ow0, Py_ssize_t nc, Py_ssize_t ih0, Py_ssize_t kh0, Py_ssize_t kh1,
+    Py_ssize_t W, Py_ssize_t C, Py_ssize_t M, Py_ssize_t KW,
+    Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+) noexcept nogil:
+    """PIXELS interior output pixels from ow0 (every tap inside the image's width), nc channels.
+
+    ``x`` points at channel c0 of the image's pixel (0, 0); taps kh0..kh1-1 are the rows inside the
+    image, tap kh reading input row ih0 + kh*dh.  ``w`` and ``bias`` point at channel c0 of this
+    multiplier's (KH, KW, C) weights and (C,) bias; ``out`` at output channel c0*M + k of the output
+    row's first pixel, so channel c0+j of pixel ow goes to ``out[ow*C*M + j*M]``.  Called with ``nc``
+    equal to the block width for full blocks (a constant once inlined: the loops vectorise with the
+    accumulators in registers) and with the remainder for the last block.
+    """
+    cdef floating a0[BLOCK_F32]
+    cdef floating a1[BLOCK_F32]
+    cdef floating a2[BLOCK_F32]
+    cdef floating a3[BLOCK_F32]
+    cdef const floating* xp
+    cdef const floating* wv
+    cdef Py_ssize_t kh, kw, j
+    cdef Py_ssize_t step = sw * C
+    cdef floating* d
+    for j in range(nc):
+        a0[j] = bias[j]; a1[j] = bias[j]; a2[j] = bias[j]; a3[j] = bias[j]
+    for kh in range(kh0, kh1):
+        for kw in range(KW):
+            xp = x + ((ih0 + kh * dh) * W + ow0 * sw - pl + kw * dw) * C
+            wv = w + (kh * KW + kw) * C
+            for j in range(nc):
+                a0[j] += xp[j] * wv[j]
+                a1[j] += xp[step + j] * wv[j]
+                a2[j] += xp[2 * step + j] * wv[j]
+                a3[j] += xp[3 * step + j] * wv[j]
+    d = out + ow0 * C * M
+    if M == 1:
+        for j in range(nc):
+            d[j] = a0[j]; d[C + j] = a1[j]; d[2 * C + j] = a2[j]; d[3 * C + j] = a3[j]
+    else:
+        for j in range(nc):
+            d[j * M] = a0[j]
+            d[(C + j) * M] = a1[j]
+            d[(2 * C + j) * M] = a2[j]
+            d[(3 * C + j) * M] = a3[j]
+
+
+cdef inline void dw_pixel(
+    const floating* x, const floating* w, const floating* bias, floating* out,
+    Py_ssize_t ow, Py_ssize_t nc, Py_ssize_t ih0, Py_ssize_t kh0, Py_ssize_t kh1,
+    Py_ssize_t W, Py_ssize_t C, Py_ssize_t M, Py_ssize_t KW,
+    Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+) noexcept nogil:
+    """One output pixel (any, taps outside the width skipped); arguments as :func:`dw_tile`."""
+    cdef floating a[BLOCK_F32]
+    cdef const floating* xp
+    cdef const floating* wv
+    cdef Py_ssize_t kh, kw, iw, j
+    for j in range(nc):
+        a[j] = bias[j]
+    for kh in range(kh0, kh1):
+        for kw in range(KW):
+            iw = ow * sw - pl + kw * dw
+            if <size_t>iw >= <size_t>W:
+                continue
+            xp = x + ((ih0 + kh * dh) * W + iw) * C
+            wv = w + (kh * KW + kw) * C
+            for j in range(nc):
+                a[j] += xp[j] * wv[j]
+    store(out + ow * C * M, a, nc, M)
+
+
+cdef inline void dw_channels(
+    const floating* x, const floating* w, const floating* bias, floating* out,
+    Py_ssize_t ow, bint tile, Py_ssize_t ih0, Py_ssize_t kh0, Py_ssize_t kh1,
+    Py_ssize_t W, Py_ssize_t C, Py_ssize_t M, Py_ssize_t KW,
+    Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
+) noexcept nogil:
+    """Every channel block of one interior tile (``tile``) or one pixel at output column ``ow``."""
+    cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
+    cdef Py_ssize_t c0 = 0
+    while c0 + B <= C:
+        if tile:
+            dw_tile(x + c0, w + c0, bias + c0, out + c0 * M, ow, B, ih0, kh0, kh1,
+                    W, C, M, KW, sw, pl, dh, dw)
+        else:
+            dw_pixel(x + c0, w + c0, bias + c0, out + c0 * M, ow, B, ih0, kh0, kh1,
+                     W, C, M, KW, sw, pl, dh, dw)
+        c0 += B
+    if c0 < C:
+        if tile:
+            dw_tile(x + c0, w + c0, bias + c0, out + c0 * M, ow, C - c0, ih0, kh0, kh1,
+                    W, C, M, KW, sw, pl, dh, dw)
+        else:
+            dw_pixel(x + c0, w + c0, bias + c0, out + c0 * M, ow, C - c0, ih0, kh0, kh1,
+                     W, C, M, KW, sw, pl, dh, dw)
+
+
+cdef inline void dw_row(
+    const floating* x, const floating* w, const floating* bias, floating* out,
+    Py_ssize_t oh, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t M,
+    Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
+    Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Wout,
+) noexcept nogil:
+    """Output row ``oh`` of one image for one multiplier: ``x`` is the image, ``w``/``bias`` the
+    multiplier's (KH, KW, C)/(C,) weights, ``out`` its first output channel in the row."""
+    cdef Py_ssize_t ih0 = oh * sh - pt
+    # Taps kh0..kh1-1 read rows inside the image: 0 <= ih0 + kh*dh < H.
+    cdef Py_ssize_t kh0 = 0 if ih0 >= 0 else (-ih0 + dh - 1) // dh
+    cdef Py_ssize_t kh1 = 0 if H - ih0 <= 0 else min(KH, (H - ih0 + dh - 1) // dh)
+    # Interior output columns [ow_a, ow_b): every tap inside the width, 0 <= ow*sw - pl + kw*dw < W.
+    cdef Py_ssize_t ow_a = min((pl + sw - 1) // sw, Wout)
+    cdef Py_ssize_t span = W - 1 + pl - (KW - 1) * dw
+    cdef Py_ssize_t ow_b = max(min(span // sw + 1, Wout), ow_a) if span >= 0 else ow_a
+    cdef Py_ssize_t ow = 0
+    while ow < ow_a:
+        dw_channels(x, w, bias, out, ow, False, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
+        ow += 1
+    while ow + PIXELS <= ow_b:
+        dw_channels(x, w, bias, out, ow, True, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
+        ow += PIXELS
+    while ow < Wout:
+        dw_channels(x, w, bias, out, ow, False, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
+        ow += 1
+
+
+def depthwise_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] wpacked,
+                   const floating[:, ::1] bpacked, floating[:, :, :, ::1] out,
+                   Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
+                   Py_ssize_t dh, Py_ssize_t dw, int act, double alpha, int num_threads):
+    """out (N, Hout, Wout, C*m) = act(depthwise conv(x (N, H, W, C), weights (m, KH, KW, C)) + bias).
+
+    ``bpacked`` is the bias packed as (m, C) by :func:`pack_bias` (zeros for no bias); ``act``/``alpha``
+    the activation code and parameter from convkit.activations.resolve_activation, applied to each
+    output row while it is in cache.
+    """
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t M = wpacked.shape[0], KH = wpacked.shape[1], KW = wpacked.shape[2]
+    cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2]
+    cdef Py_ssize_t r, n, oh, k
+    if out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] == 0:
+        return
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* wp = &wpacked[0, 0, 0, 0]
+    cdef const floating* bp = &bpacked[0, 0]
+    cdef floating* op = &out[0, 0, 0, 0]
+    with nogil:
+        for r in prange(N * Hout, num_threads=num_threads, schedule="static"):
+            n = r // Hout
+            oh = r % Hout
+            if M == 1:  # the common case, specialised (literal multiplier) once inlined
+                dw_row(xp + n * H * W * C, wp, bp, op + r * Wout * C,
+                       oh, H, W, C, 1, KH, KW, sh, sw, pt, pl, dh, dw, Wout)
+            else:
+                for k in range(M):
+                    dw_row(xp + n * H * W * C, wp + k * KH * KW * C, bp + k * C,
+                           op + r * Wout * C * M + k, oh, H, W, C, M, KH, KW, sh, sw, pt, pl,
+                           dh, dw, Wout)
+            if act != ACT_NONE:
+                activate_span(op + r * Wout * C * M, NULL, op + r * Wout * C * M, Wout * C * M,
+                              act, <floating>alpha)
+
+
+def pack_weights(w, Py_ssize_t channels):
+    """HWIO depthwise weights (KH, KW, 1, C*m) -> (m, KH, KW, C): [k, i, j, c] = w[i, j, 0, c*m + k]."""
+    KH, KW, _, Cout = w.shape
+    return np.ascontiguousarray(w.reshape(KH, KW, channels, Cout // channels).transpose(3, 0, 1, 2))
+
+
+def pack_bias(b, Py_ssize_t channels, Py_ssize_t multiplier, dtype):
+    """Bias (C*m,) or None -> (m, C): [k, c] = b[c*m + k] (zeros for None)."""
+    if b is None:
+        return np.zeros((multiplier, channels), dtype)
+    return np.ascontiguousarray(b.reshape(channels, multiplier).T)

@@ -1,0 +1,155 @@
+"""Grouped conv2d with few channels per group (groups as vector lanes), against the float64 reference."""
+import numpy as np
+import pytest
+
+import convkit
+from convkit import grouped
+from convkit._kernels import conv_grouped
+from helpers import assert_close, nchw, oihw
+from reference import conv2d_ref
+from reference_units import activation_ref
+
+ALGOS = ["direct", "auto", "im2col"]
+DTYPES = [np.float32, np.float64]
+
+# (N, H, W, Cin, Cout, groups, (KH, KW), stride, padding, dilation)
+CASES = [
+    (1, 7, 9, 128, 128, 32, (3, 3), 1, 1, 1),       # ResNeXt: 4 in / 4 out per group, 4 group blocks
+    (2, 6, 5, 8, 8, 2, (3, 3), 1, 1, 1),            # 2 groups: one partly filled group block
+    (1, 8, 7, 20, 30, 10, (3, 2), 2, (0, 1), 2),    # 10 groups (a ragged block), 2 in / 3 out
+    (3, 5, 6, 27, 9, 9, (2, 3), (1, 2), 1, (2, 1)), # 3 in / 1 out per group, mixed stride/dilation
+    (1, 9, 8, 24, 48, 12, (3, 3), 2, 1, 1),         # 2 in / 4 out, stride 2
+    (1, 6, 6, 16, 64, 8, (1, 1), 1, 0, 1),          # grouped pointwise, 8 out per group (two chunks)
+    (1, 7, 10, 36, 60, 6, (5, 5), 1, 2, 1),         # 6 in / 10 out: a partial output-channel chunk
+    (1, 4, 5, 12, 12, 3, (5, 5), 1, 2, 1),          # kernel larger than the image
+    (1, 11, 12, 64, 64, 16, (3, 3), 3, 3, 3),       # stride 3, dilation 3
+    (1, 5, 5, 6, 6, 3, (3, 3), 1, "same", 1),
+    (1, 6, 7, 8, 12, 4, (4, 3), 2, "same", 1),      # SAME, stride 2: asymmetric padding
+]
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else v
+
+
+def _pads(case):
+    n, h, w, cin, cout, groups, k, stride, padding, dilation = case
+    s, d = _pair(stride), _pair(dilation)
+    if padding == "same":
+        pads = []
+        for size, kk, ss, dd in zip((h, w), k, s, d):
+            total = max((-(-size // ss) - 1) * ss + dd * (kk - 1) + 1 - size, 0)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    p = _pair(padding)
+    return (p[0], p[0], p[1], p[1])
+
+
+def _make(case, dtype, rng, bias=True):
+    n, h, w, cin, cout, groups, k, stride, padding, dilation = case
+    x = rng.standard_normal((n, h, w, cin)).astype(dtype)
+    wt = rng.standard_normal((k[0], k[1], cin // groups, cout)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype) if bias else None
+    expected = conv2d_ref(x, wt, b, _pair(stride), _pads(case), _pair(dilation), groups)
+    return x, wt, b, expected
+
+
+def _conv(x, w, b, case, **kw):
+    n, h, wid, cin, cout, groups, k, stride, padding, dilation = case
+    return convkit.conv2d(x, w, b, stride, padding, dilation, groups, **kw)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_grouped_matches_reference(case, algo, dtype, layout, rng):
+    x, w, b, expected = _make(case, dtype, rng)
+    if layout == "NHWC":
+        y = _conv(x, w, b, case, algo=algo)
+    else:
+        y = _conv(nchw(x), oihw(w), b, case, algo=algo, layout="NCHW")
+        expected = nchw(expected)
+    assert_close(y, expected, dtype)
+
+
+@pytest.mark.parametrize("case", CASES[:4], ids=str)
+def test_cases_use_the_grouped_kernel(case):
+    n, h, w, cin, cout, groups = case[:6]
+    for dtype in DTYPES:
+        assert grouped.grouped_direct_kernel(cin, cout, groups, dtype) is grouped.grouped_direct
+
+
+def test_dispatch_rule():
+    assert grouped.grouped_direct_kernel(128, 128, 32, np.float32) is grouped.grouped_direct
+    assert grouped.grouped_direct_kernel(64, 64, 1, np.float32) is None          # not grouped
+    assert grouped.grouped_direct_kernel(64, 64, 4, np.float32) is None          # 16 per group
+    assert grouped.grouped_direct_kernel(64, 64, 8, np.float32) is grouped.grouped_direct
+    assert grouped.grouped_direct_kernel(64, 64, 4, np.float64) is None          # 16 >= 8
+    assert grouped.grouped_direct_kernel(32, 32, 32, np.float32) is grouped.depthwise_direct
+
+
+@pytest.mark.parametrize("batch", [0, 1, 3])
+def test_batch_sizes(batch, rng):
+    case = (batch, 6, 5, 16, 16, 4, (3, 3), 1, 1, 1)
+    x, w, b, expected = _make(case, np.float32, rng)
+    y = _conv(x, w, b, case, algo="direct")
+    assert y.shape == (batch, 6, 5, 16)
+    assert_close(y, expected, np.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_without_bias(dtype, rng):
+    x, w, _, expected = _make(CASES[2], dtype, rng, bias=False)
+    assert_close(_conv(x, w, None, CASES[2], algo="direct"), expected, dtype)
+
+
+@pytest.mark.parametrize("activation", ["relu", ("elu", 0.5), "tanh"])
+def test_fused_activation(activation, rng):
+    x, w, b, expected = _make(CASES[0], np.float64, rng)
+    name, param = activation if isinstance(activation, tuple) else (activation, None)
+    y = _conv(x, w, b, CASES[0], algo="direct", activation=activation)
+    assert_close(y, activation_ref(expected, name, param), np.float64)
+
+
+@pytest.mark.parametrize("num_threads", [1, 2, 3])
+def test_thread_counts_agree(num_threads, rng):
+    x, w, b, expected = _make(CASES[4], np.float64, rng)
+    assert_close(_conv(x, w, b, CASES[4], algo="direct", num_threads=num_threads), expected,
+                 np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_repack_puts_groups_in_lanes(dtype, rng):
+    """repack_input: [n, h, w, gb, ci, lane] = x[n, h, w, (gb*LANES + lane)*cin_g + ci], zero past G."""
+    groups, cin_g = 10, 3
+    x = rng.standard_normal((2, 3, 4, groups * cin_g)).astype(dtype)
+    lanes = conv_grouped.lanes(dtype)
+    blocks = -(-groups // lanes)
+    xr = conv_grouped.repack_input(x, groups, 2)
+    assert xr.shape == (2, 3, 4, blocks, cin_g, lanes)
+    for gb in range(blocks):
+        for lane in range(lanes):
+            g = gb * lanes + lane
+            expected = x[..., g * cin_g:(g + 1) * cin_g] if g < groups else 0
+            np.testing.assert_array_equal(xr[:, :, :, gb, :, lane], expected)
+
+
+def test_groups_not_dividing_rejected():
+    x = np.zeros((1, 5, 5, 12), np.float32)
+    with pytest.raises(ValueError, match="groups"):
+        convkit.conv2d(x, np.zeros((3, 3, 2, 10), np.float32), groups=6)    # 10 outputs, 6 groups
+    with pytest.raises(ValueError, match="groups"):
+        convkit.conv2d(x, np.zeros((3, 3, 2, 10), np.float32), groups=5)    # 12 inputs, 5 groups
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_matches_torch(stride, rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 10, 9, 64)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 4, 64)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    expected = torch.nn.functional.conv2d(torch.from_numpy(nchw(x)), torch.from_numpy(oihw(w)),
+                                          torch.from_numpy(b), stride, 1, 1, 16).numpy()
+    y = convkit.conv2d(nchw(x), oihw(w), b, stride, 1, groups=16, layout="NCHW", algo="direct")
+    assert_close(y, expected, np.float32)
