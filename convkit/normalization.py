@@ -61,8 +61,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, eps=1e-5, *
     if layout == "NHWC":
         _bn.affine_channels_last(x.reshape(-1, channels), scale, shift, y.reshape(-1, channels), nt)
     else:
-        n = x.shape[0]
-        _bn.affine_channels_first(x.reshape(n, channels, -1), scale, shift, y.reshape(n, channels, -1), nt)
+        planes = (x.shape[0], channels, x.shape[2] * x.shape[3])   # (not -1: batch 0 is allowed)
+        _bn.affine_channels_first(x.reshape(planes), scale, shift, y.reshape(planes), nt)
     return y
 
 
