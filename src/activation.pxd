@@ -75,7 +75,7 @@ cdef inline floating exp_nonpositive(floating t) noexcept nogil:
     Cody-Waite reduction t = n*ln2 + r, |r| <= ln2/2, then a Taylor polynomial of e**r (degree 7 for
     float, 13 for double: truncation error < 1e-8 / 1e-17 relative) times 2**n from exponent bits.
     """
-    cdef floating lo = -87 if floating is float else -708
+    cdef floating lo = <floating>-87.33654475 if floating is float else -708.3964185322641  # ln(min normal)
     cdef floating one = 1
     cdef floating tc = pick(t > lo, t, lo)        # NaN -> lo too, so the int conversion is defined
     cdef int n = <int>(tc * <floating>1.4426950408889634 - <floating>0.5)   # round(tc / ln2), tc <= 0
@@ -131,16 +131,30 @@ cdef inline floating elu(floating v, floating alpha) noexcept nogil:
     return alpha * expm1_nonpositive(pick(v < 0, v, <floating>0)) + pick(v < 0, <floating>0, v)
 
 
+cdef inline floating magnitude(floating v) noexcept nogil:
+    # (A conditional expression over both fabsf and fabs would be typed double for float too.)
+    if floating is float:
+        return fabsf(v)
+    else:
+        return fabs(v)
+
+
 cdef inline floating sigmoid(floating v) noexcept nogil:
     """1 / (1 + exp(-v)) for v >= 0, exp(v) / (1 + exp(v)) for v < 0: both via e = exp(-|v|) <= 1."""
-    cdef floating e = exp_nonpositive(-(fabsf(v) if floating is float else fabs(v)))
-    return pick(v < 0, e, <floating>1) / (1 + e)
+    cdef floating one = 1                         # typed constants keep float math in float
+    cdef floating e = exp_nonpositive(-magnitude(v))
+    return pick(v < 0, e, one) / (one + e)
 
 
 cdef inline floating tanh(floating v) noexcept nogil:
     """sign(v) * (-u / (2 + u)) with u = expm1(-2|v|): tanh(|v|) = (1 - e**(-2|v|)) / (1 + e**(-2|v|))."""
-    cdef floating u = expm1_nonpositive(-2 * (fabsf(v) if floating is float else fabs(v)))
-    return copysignf(-u / (2 + u), v) if floating is float else copysign(-u / (2 + u), v)
+    cdef floating two = 2
+    cdef floating u = expm1_nonpositive(-two * magnitude(v))
+    cdef floating t = -u / (two + u)
+    if floating is float:
+        return copysignf(t, v)
+    else:
+        return copysign(t, v)
 
 
 cdef inline floating activate(floating v, int code, floating alpha) noexcept nogil:
