@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Memory-safety run: build convkit in debug mode (-O0 -g, Cython bounds checks) with AddressSanitizer and
+# UndefinedBehaviorSanitizer in a fresh virtual environment and a temporary copy of the tree, then run the
+# tests under them.  Fails on any failing test and on any sanitizer report.
+#
+#   scripts/sanitize.sh                 # the default selection (SANITIZE_TESTS below), ~8 minutes on 2 cores
+#   scripts/sanitize.sh tests/test_fuzz.py -k conv2d     # any pytest arguments instead
+#
+# Environment: PYTHON (interpreter for the venv, default python3), CONVKIT_SANITIZE_DIR (work directory,
+# default a new temporary one, removed afterwards), CONVKIT_FUZZ (hypothesis profile, default "ci").
+# CPython is not instrumented, so libasan is LD_PRELOADed, and leak detection is off (the interpreter
+# keeps memory alive at exit by design).  PYTHONMALLOC=malloc routes Python's small objects through
+# malloc too, so ASan sees every allocation.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PY="${PYTHON:-python3}"
+if [[ -n "${CONVKIT_SANITIZE_DIR:-}" ]]; then
+    WORK="$CONVKIT_SANITIZE_DIR"
+    mkdir -p "$WORK"
+else
+    WORK="$(mktemp -d)"
+    trap 'rm -rf "$WORK"' EXIT
+fi
+
+# Every kernel, every edge case of the fuzzed set, the memory/out/input-safety tests and the unit tests of
+# each function; test_models (whole networks at 224x224) is left out: at -O0 under ASan it alone would take
+# longer than everything else, and its layers are the kernels exercised here.
+SANITIZE_TESTS=(tests --ignore=tests/test_models.py)
+
+start=$SECONDS
+echo "== sanitize: fresh venv in $WORK"
+"$PY" -m venv "$WORK/venv"
+# shellcheck disable=SC1091
+source "$WORK/venv/bin/activate"
+python -m pip install --quiet "Cython>=3" "numpy>=2" setuptools wheel pytest hypothesis \
+    >"$WORK/pip.log" 2>&1 || { cat "$WORK/pip.log"; exit 1; }
+
+echo "== sanitize: copy of the tree (no build products)"
+mkdir -p "$WORK/tree"
+tar -C "$ROOT" --exclude='__pycache__' --exclude='*.so' --exclude='src/*.c' \
+    --exclude='convkit/_build_config.py' -cf - setup.py pyproject.toml src convkit tests \
+    | tar -C "$WORK/tree" -xf -
+
+SAN="-fsanitize=address -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+echo "== sanitize: debug build with $SAN"
+(cd "$WORK/tree" && CONVKIT_DEBUG=1 CONVKIT_EXTRA_COMPILE_ARGS="$SAN" CONVKIT_EXTRA_LINK_ARGS="$SAN" \
+    python setup.py --quiet build_ext --inplace >"$WORK/build.log" 2>&1) || { cat "$WORK/build.log"; exit 1; }
+echo "   built in $((SECONDS - start)) s"
+
+LIBASAN="$(${CC:-gcc} -print-file-name=libasan.so)"
+[[ -f "$LIBASAN" ]] || { echo "libasan.so not found (gcc -print-file-name gave '$LIBASAN')"; exit 1; }
+REPORTS="$WORK/sanitizer-report"
+rm -f "$REPORTS".* "$WORK/canary".*
+run_sanitized() {   # run_sanitized LOG_PREFIX COMMAND...: in the tree, under both sanitizers
+    local log="$1"
+    shift
+    (cd "$WORK/tree" && \
+        LD_PRELOAD="$LIBASAN" PYTHONMALLOC=malloc PYTHONPATH="$WORK/tree" \
+        ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1:log_path=$log" \
+        UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$log" \
+        CONVKIT_FUZZ="${CONVKIT_FUZZ:-ci}" "$@")
+}
+
+# Canary: a kernel called directly with a column buffer one row short must be reported, or the
+# sanitizer is not really active and a clean run below would prove nothing.
+if run_sanitized "$WORK/canary" python -c "
+import numpy as np
+from convkit._kernels import im2col
+im2col.im2col_nhwc(np.ones((1, 4, 4, 2), np.float32), np.empty((3, 8), np.float32),
+                   0, 2, 0, 2, 2, 2, 2, 2, 0, 0, 1, 1, 2, 2, 1)" 2>"$WORK/canary-stderr" \
+        || ! grep -q "heap-buffer-overflow" "$WORK/canary".* 2>/dev/null; then
+    echo "== sanitize: FAILED, AddressSanitizer did not report the canary's overflow (not active?)"
+    cat "$WORK/canary-stderr"
+    exit 1
+fi
+echo "== sanitize: canary overflow reported, the sanitizer is active"
+args=("$@")
+[[ ${#args[@]} -gt 0 ]] || args=("${SANITIZE_TESTS[@]}")
+
+echo "== sanitize: pytest ${args[*]}"
+status=0
+run_sanitized "$REPORTS" python -m pytest -q -p no:cacheprovider "${args[@]}" || status=$?
+
+if compgen -G "$REPORTS.*" >/dev/null; then
+    echo "== sanitize: FAILED, sanitizer reports:"
+    cat "$REPORTS".*
+    exit 1
+fi
+echo "== sanitize: no sanitizer report; pytest exit status $status; total $((SECONDS - start)) s"
+exit "$status"
