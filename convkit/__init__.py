@@ -5,6 +5,10 @@ from ._config import show_config
 from ._threads import get_num_threads, set_num_threads
 from .activations import elu, leaky_relu, relu, relu6, sigmoid, tanh
 from .conv import conv2d
+from .conv_transpose import conv_transpose2d
+from .counts import (conv_macs, conv_params, conv_transpose_macs, conv_transpose_params,
+                     deform_conv_macs, deform_conv_params, deform_sampling_macs, depthwise_conv_macs,
+                     depthwise_conv_params)
 from .deform import bilinear_sample, deform_conv2d
 from .im2col import col2im, im2col
 from .linear import linear
@@ -17,6 +21,9 @@ __all__ = [
     "elu", "leaky_relu", "relu", "relu6", "sigmoid", "tanh",
     "avg_pool2d", "batch_norm", "fold_batch_norm", "global_avg_pool2d", "linear", "max_pool2d",
     "bilinear_sample", "deform_conv2d",
+    "conv_transpose2d", "conv_macs", "conv_params", "conv_transpose_macs", "conv_transpose_params",
+    "deform_conv_macs", "deform_conv_params", "deform_sampling_macs", "depthwise_conv_macs",
+    "depthwise_conv_params",
     "models", "nn", "summary",
     "col2im", "conv2d", "get_num_threads", "im2col", "set_num_threads", "show_config",
 ]
