@@ -7,6 +7,8 @@
 
 Arguments are already validated by :func:`convkit.conv.conv2d`; x is NHWC, w HWIO, y the NHWC output.
 """
+import numpy as np
+
 from ._kernels import conv_direct as _direct
 from ._kernels import conv_grouped as _grouped
 from ._kernels import depthwise as _depthwise
@@ -26,6 +28,16 @@ def grouped_direct_kernel(in_channels, out_channels, groups, dtype):
     if out_channels // groups < _direct.block_width(dtype):
         return grouped_direct
     return None
+
+
+def direct_workspace_bytes(x_shape, groups, out_channels, dtype):
+    """Bytes ``conv2d(algo="direct")`` allocates besides the output: the grouped kernel's repacked
+    input (the input zero-padded to whole blocks of groups); 0 for the depthwise kernel."""
+    n, h, w, c = x_shape
+    if grouped_direct_kernel(c, out_channels, groups, dtype) is not grouped_direct:
+        return 0
+    lanes = _grouped.lanes(dtype)
+    return n * h * w * -(-groups // lanes) * lanes * (c // groups) * np.dtype(dtype).itemsize
 
 
 def depthwise_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt):

@@ -18,6 +18,7 @@ import numpy as np
 # Suite modules, in the order their tables print.  A new suite appends its module name here.
 SUITES = [
     "convkit.bench.conv",
+    "convkit.bench.newconv",
     "convkit.bench.units",
     "convkit.bench.deform",
 ]
