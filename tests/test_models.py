@@ -33,16 +33,14 @@ def random_state(model, seed):
     for key, value in model.state_dict().items():
         if key.endswith("num_batches_tracked"):
             state[key] = np.array(7, np.int64)
-        elif value.ndim == 4:
-            fan_in = value[0].size
-            state[key] = rng.normal(0, np.sqrt(2.0 / fan_in), value.shape)
-        elif value.ndim == 2:
-            state[key] = rng.normal(0, 1 / np.sqrt(value.shape[1]), value.shape)
+        elif value.ndim >= 2:  # conv (fan_in = Cin/groups*KH*KW) and linear (fan_in = in_features)
+            std = np.sqrt((2.0 if value.ndim == 4 else 1.0) / value[0].size)
+            state[key] = rng.standard_normal(value.shape, np.float32) * np.float32(std)
         elif key.endswith(("running_var", ".weight")):
-            state[key] = rng.uniform(0.75, 1.25, value.shape)
+            state[key] = rng.uniform(0.75, 1.25, value.shape).astype(np.float32)
         else:
-            state[key] = rng.normal(0, 0.1, value.shape)
-    return {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in state.items()}
+            state[key] = rng.normal(0, 0.1, value.shape).astype(np.float32)
+    return state
 
 
 def to_layout(x_nhwc, layout):
@@ -105,11 +103,12 @@ def test_same_seed_same_weights_in_both_layouts():
 @pytest.mark.parametrize("name", MODELS)
 def test_load_state_dict_refolds(name):
     """The folded weights are cached; loading new weights (or assigning one) must refold them."""
-    state, x, expected = reference_case(name)
+    state = reference_case(name)[0]
+    x = np.random.default_rng(2).standard_normal((1, 32, 32, 3)).astype(np.float32)
     model = MODELS[name]()
     model(x)  # folds the initial weights
     model.load_state_dict(state)
-    assert_rel_close(model(x), expected, 1e-4)
+    assert_rel_close(model(x), REFERENCES[name](state, x), 1e-4)
     bn = "bn1" if name == "resnet18" else "features.0.1"
     changed = dict(state, **{f"{bn}.running_var": state[f"{bn}.running_var"] * 4})
     model.get_submodule(bn).running_var = changed[f"{bn}.running_var"]
@@ -157,33 +156,44 @@ def test_summary_table_and_totals(capsys):
 # --- PyTorch cross-check: torchvision's architectures rebuilt from torch.nn, eval mode, 224x224 ---------
 
 @functools.lru_cache(maxsize=None)
-def torch_case(name, batch):
-    """(state dict, NHWC input, PyTorch eval-mode logits) for one model and batch."""
+def torch_model(name):
+    """torchvision's architecture from torch.nn, eval mode, with random batch-norm statistics."""
     torch = pytest.importorskip("torch")
     from convkit.models import torch_reference
     build = {"resnet18": torch_reference.torch_resnet18, "mobilenet_v2": torch_reference.torch_mobilenet_v2}
     torch.manual_seed(0)
     model = torch_reference.randomize_batch_norm(build[name](), seed=1).eval()
+    return model, {k: v.numpy() for k, v in model.state_dict().items()}
+
+
+@functools.lru_cache(maxsize=None)
+def torch_case(name, batch):
+    """(NHWC input, PyTorch eval-mode logits) for one model and batch."""
+    torch = pytest.importorskip("torch")
+    model, _ = torch_model(name)
     x = np.random.default_rng(batch).standard_normal((batch, 224, 224, 3)).astype(np.float32)
     with torch.inference_mode():
-        logits = model(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
-    return {k: v.numpy() for k, v in model.state_dict().items()}, x, logits
+        return x, model(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+
+
+@functools.lru_cache(maxsize=None)
+def model_with_torch_weights(name, layout):
+    return MODELS[name](layout).load_state_dict(torch_model(name)[1])
 
 
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
 @pytest.mark.parametrize("batch", [1, 4])
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_matches_pytorch_224(name, batch, layout):
-    state, x, expected = torch_case(name, batch)
-    model = MODELS[name](layout).load_state_dict(state)
-    logits = model(to_layout(x, layout))
+    x, expected = torch_case(name, batch)
+    logits = model_with_torch_weights(name, layout)(to_layout(x, layout))
     assert logits.shape == (batch, 1000) and logits.dtype == np.float32
     assert_rel_close(logits, expected, 1e-4)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_state_dict_keys_and_shapes_match_pytorch(name):
-    state, _, _ = torch_case(name, 1)
+    state = torch_model(name)[1]
     ours = MODELS[name]().state_dict()
     assert list(ours) == list(state)
     assert all(ours[k].shape == state[k].shape and ours[k].dtype == state[k].dtype for k in state)

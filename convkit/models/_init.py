@@ -2,6 +2,7 @@
 import math
 
 from ..nn.conv import Conv2d
+from ..nn.init import normal
 from ..nn.linear import Linear
 
 
@@ -12,12 +13,12 @@ def torchvision_init(model, rng, linear_std=None):
     for m in model.modules():
         if isinstance(m, Conv2d):
             out_channels, _, kh, kw = shape = m._to_torch("weight", m.weight).shape
-            w = rng.normal(0.0, math.sqrt(2.0 / (out_channels * kh * kw)), shape).astype(m.dtype)
-            m.weight = m._from_torch("weight", w)
+            m.weight = m._from_torch("weight", normal(rng, shape, math.sqrt(2.0 / (out_channels * kh * kw)),
+                                                      m.dtype))
             if m.bias is not None:
                 m.bias = m.bias * 0
         elif isinstance(m, Linear) and linear_std is not None:
-            m.weight = rng.normal(0.0, linear_std, m.weight.shape).astype(m.dtype)
+            m.weight = normal(rng, m.weight.shape, linear_std, m.dtype)
             if m.bias is not None:
                 m.bias = m.bias * 0
     return model

@@ -7,7 +7,7 @@ norm folded into the convolution before it and activations fused into its epilog
 from .activation import ELU, LeakyReLU, ReLU, ReLU6, Sigmoid, Tanh, activation_layer
 from .blocks import BasicBlock, ConvBNAct, DepthwiseSeparable, InvertedResidual
 from .container import Sequential
-from .conv import Conv2d, DeformConv2d
+from .conv import Conv2d, ConvTranspose2d, DeformConv2d
 from .linear import Dropout, Flatten, Linear
 from .module import Module
 from .norm import BatchNorm2d

@@ -1,15 +1,18 @@
-"""Convolution layers: Conv2d and DeformConv2d, PyTorch's constructors and parameter names."""
+"""Convolution layers: Conv2d, ConvTranspose2d and DeformConv2d, PyTorch's constructors and parameter names."""
 import numpy as np
 
-from .._validation import conv_geometry, int_arg, pair
+from .._validation import check_choice, conv_geometry, int_arg, pair
 from ..conv import conv2d
+from ..counts import conv_macs, conv_transpose_macs, deform_conv_macs
+from ..conv_transpose import conv_transpose2d, transposed_output_size
 from ..deform import deform_conv2d
 from .init import float_dtype, generator, kaiming_uniform
 from .module import Module
 
 
 class _ConvNd(Module):
-    """Shared by the convolutions whose weight is (Cout, Cin/groups, KH, KW) in PyTorch."""
+    """Shared by the convolutions: the weight is 4-D, PyTorch's layout for NCHW layers and convkit's
+    NHWC convention (the first two axes moved last, reversed) for NHWC layers."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                  layout, dtype, rng):
@@ -23,13 +26,14 @@ class _ConvNd(Module):
         self.kernel_size = pair(kernel_size, "kernel_size", 1)
         self.stride = pair(stride, "stride", 1)
         self.dilation = pair(dilation, "dilation", 1)
-        self.padding = padding if isinstance(padding, str) else pair(padding, "padding", 0)
-        conv_geometry(self.kernel_size, self.kernel_size, self.stride, self.padding, self.dilation)
+        self.padding = (check_choice(padding, "padding", ("same", "valid")) if isinstance(padding, str)
+                        else pair(padding, "padding", 0))
         dtype = float_dtype(dtype)
         rng = generator(rng)
-        fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
-        w = kaiming_uniform(rng, self._torch_weight_shape(), fan_in, dtype)
-        self.register_parameter("weight", self._from_torch("weight", w))
+        shape = self._torch_weight_shape()
+        fan_in = shape[1] * shape[2] * shape[3]
+        w = kaiming_uniform(rng, shape, fan_in, dtype)
+        self.register_parameter("weight", np.ascontiguousarray(self._from_torch("weight", w)))
         if bias:
             self.register_parameter("bias", kaiming_uniform(rng, (self.out_channels,), fan_in, dtype))
         else:
@@ -44,16 +48,16 @@ class _ConvNd(Module):
 
     def _to_torch(self, name, array):
         if name == "weight" and self.layout == "NHWC":
-            return array.transpose(3, 2, 0, 1)      # HWIO -> OIHW
+            return array.transpose(3, 2, 0, 1)      # e.g. HWIO -> OIHW
         return array
 
     def _from_torch(self, name, array):
         if name == "weight" and self.layout == "NHWC":
-            return array.transpose(2, 3, 1, 0)      # OIHW -> HWIO
+            return array.transpose(2, 3, 1, 0)      # e.g. OIHW -> HWIO
         return array
 
-    def hwio_weight(self):
-        """The weight as (KH, KW, Cin/groups, Cout), whatever the layout (converted once, cached)."""
+    def nhwc_weight(self):
+        """The weight in the NHWC functions' convention, whatever the layout (converted once, cached)."""
         if self.layout == "NHWC":
             return self.weight
         return self._cached("hwio", lambda: np.ascontiguousarray(self.weight.transpose(2, 3, 1, 0)))
@@ -95,13 +99,43 @@ class Conv2d(_ConvNd):
     def _forward(self, x, weight=None, bias=None, activation=None):
         """The convolution on NHWC ``x``; a fusing container passes folded ``weight``/``bias``."""
         if weight is None:
-            weight, bias = self.hwio_weight(), self.bias
+            weight, bias = self.nhwc_weight(), self.bias
         return conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups,
                       activation=activation)
 
     def _macs(self, in_shape, out_shape):
-        from .. import counts
-        return counts.conv_macs(in_shape, out_shape, self.kernel_size, self.groups)
+        return in_shape[0] * conv_macs(self.in_channels, self.out_channels, self.kernel_size,
+                                       out_shape[1:3], self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """``torch.nn.ConvTranspose2d`` (upsampling): weight (KH, KW, Cout/groups, Cin) for NHWC, PyTorch's
+    (Cin, Cout/groups, KH, KW) for NCHW; see :func:`convkit.conv_transpose2d`."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups=1, bias=True, dilation=1, *, layout="NHWC", dtype=np.float32, rng=0):
+        self.output_padding = pair(output_padding, "output_padding", 0)
+        super().__init__(in_channels, out_channels, kernel_size, stride, pair(padding, "padding", 0),
+                         dilation, groups, bias, layout, dtype, rng)
+
+    def _torch_weight_shape(self):
+        return (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
+
+    def _forward(self, x):
+        return conv_transpose2d(x, self.nhwc_weight(), self.bias, self.stride, self.padding,
+                                self.output_padding, self.groups, self.dilation)
+
+    def _out_shape(self, shape):
+        self._check_channels(shape)
+        n, h, w, _ = shape
+        hout, wout = (transposed_output_size(*args) for args in zip(
+            (h, w), self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation))
+        return n, hout, wout, self.out_channels
+
+    def _macs(self, in_shape, out_shape):
+        """Counted on the input map (every input value meets every tap), as PyTorch's FLOP counter."""
+        return in_shape[0] * conv_transpose_macs(self.in_channels, self.out_channels, self.kernel_size,
+                                                 in_shape[1:3], self.groups)
 
 
 class DeformConv2d(_ConvNd):
@@ -122,9 +156,10 @@ class DeformConv2d(_ConvNd):
         return self._from_internal(self._forward(x, offset, mask))
 
     def _forward(self, x, offset, mask=None):
-        return deform_conv2d(x, offset, self.hwio_weight(), self.bias, self.stride, self.padding,
+        return deform_conv2d(x, offset, self.nhwc_weight(), self.bias, self.stride, self.padding,
                              self.dilation, mask)
 
     def _macs(self, in_shape, out_shape):
-        from .. import counts
-        return counts.deform_conv_macs(in_shape, out_shape, self.kernel_size, self.groups)
+        """The convolution's MACs plus the bilinear sampling's (without a mask: the shapes do not say)."""
+        return in_shape[0] * deform_conv_macs(self.in_channels, self.out_channels, self.kernel_size,
+                                              out_shape[1:3], self.groups)

@@ -15,7 +15,7 @@ from .norm import BatchNorm2d
 
 def fused_conv(conv, bn=None, act=None):
     """A callable on NHWC arrays computing ``act(bn(conv(x)))`` as one convolution."""
-    weight, bias = conv.hwio_weight(), conv.bias
+    weight, bias = conv.nhwc_weight(), conv.bias
     if bn is not None:
         weight, bias = fold_batch_norm(weight, bias, bn.running_mean, bn.running_var, bn.weight, bn.bias,
                                        bn.eps)

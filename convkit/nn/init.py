@@ -26,4 +26,14 @@ def kaiming_uniform(rng, shape, fan_in, dtype):
     (``kaiming_uniform_(a=sqrt(5))`` for the weight reduces to this bound, as does the bias's.)
     """
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-    return rng.uniform(-bound, bound, shape).astype(dtype)
+    w = rng.random(shape, dtype=dtype)  # drawn in the target dtype: float32 draws are twice as fast
+    w *= 2 * bound
+    w -= bound
+    return w
+
+
+def normal(rng, shape, std, dtype):
+    """N(0, std^2) drawn in ``dtype``."""
+    w = rng.standard_normal(shape, dtype=dtype)
+    w *= std
+    return w
