@@ -21,6 +21,7 @@ SUITES = [
     "convkit.bench.newconv",
     "convkit.bench.units",
     "convkit.bench.deform",
+    "convkit.bench.models",
 ]
 
 
