@@ -4,11 +4,15 @@ from ._validation import int_arg
 
 _default = None
 
+#: Largest explicit thread count: far above any CPU's core count, far below the process's thread limit
+#: (a team of 100,000 threads crashes libgomp when thread creation fails).
+MAX_THREADS = 1024
+
 
 def set_num_threads(n):
     """Threads for every later call that passes ``num_threads=None``; ``None`` restores OpenMP's default."""
     global _default
-    _default = None if n is None else int_arg(n, "n", 1)
+    _default = None if n is None else _thread_count(n, "n")
 
 
 def get_num_threads():
@@ -20,4 +24,11 @@ def resolve_num_threads(num_threads):
     """``num_threads`` argument -> positive int for the kernels."""
     if num_threads is None:
         return get_num_threads()
-    return int_arg(num_threads, "num_threads", 1)
+    return _thread_count(num_threads, "num_threads")
+
+
+def _thread_count(value, name):
+    n = int_arg(value, name, 1)
+    if n > MAX_THREADS:
+        raise ValueError(f"expected {name} to be an int from 1 to {MAX_THREADS}, got {value!r}")
+    return n
