@@ -24,6 +24,8 @@ cdef extern from "grouped_tile.h" nogil:
                      Py_ssize_t cin, float* acc)
     void cg_tile_f64(const double* const* xp, Py_ssize_t off, const double* w, Py_ssize_t ntaps,
                      Py_ssize_t cin, double* acc)
+    void cg_store_f32(const float* acc, const float* bias, float* out, Py_ssize_t cout_g)
+    void cg_store_f64(const double* acc, const double* bias, double* out, Py_ssize_t cout_g)
 
 cdef enum:
     LANES_F32 = 8   # groups per vector, float32
@@ -108,6 +110,18 @@ cdef inline void grouped_row(
                                 cin_g, acc)
                 c0 = ch * CG_CHANNELS
                 nc = min(CG_CHANNELS, cout_g - c0)
+                if nc == CG_CHANNELS and (gb + 1) * L <= G:  # a whole chunk of a whole group block
+                    for r in range(npix):
+                        dst = orow + (ow0 + r) * Cout + gb * L * cout_g + c0
+                        if floating is float:
+                            cg_store_f32(acc + r * CG_CHANNELS * L,
+                                         bias + gb * L * cout_g + c0 if bias != NULL else NULL,
+                                         dst, cout_g)
+                        else:
+                            cg_store_f64(acc + r * CG_CHANNELS * L,
+                                         bias + gb * L * cout_g + c0 if bias != NULL else NULL,
+                                         dst, cout_g)
+                    continue
                 for r in range(npix):
                     dst = orow + (ow0 + r) * Cout + c0
                     for l in range(min(L, G - gb * L)):
@@ -163,6 +177,7 @@ def grouped_nhwc(const floating[:, :, :, :, :, ::1] xr, const floating[:, :, :, 
         bp = &bias_view[0]
     cdef const floating* xp = &xr[0, 0, 0, 0, 0, 0] if xr.size > 0 else &zeros[0]
     cdef const floating* wp = &wpacked[0, 0, 0, 0, 0, 0, 0]
+    ptrs = NULL   # each thread mallocs its own below
     with nogil, parallel(num_threads=num_threads):
         ptrs = <const floating**>malloc(KH * KW * CG_PIXELS * sizeof(floating*))
         for r in prange(N * Hout, schedule="static"):

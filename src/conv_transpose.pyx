@@ -132,6 +132,7 @@ def conv_transpose2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
     cdef const floating* wp = &wpacked[0, 0, 0, 0, 0, 0] if wpacked.size > 0 else &zeros[0]
     cdef floating* op = &out[0, 0, 0, 0]
+    scratch = NULL   # each thread mallocs its own below
     with nogil, parallel(num_threads=num_threads):
         scratch = <Py_ssize_t*>malloc(2 * KH * sizeof(Py_ssize_t))
         for r in prange(N * Hout, schedule="static"):

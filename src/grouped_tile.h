@@ -11,6 +11,10 @@
  *
  * xp[t*CG_PIXELS + r] points at the repacked input of pixel r for tap t (a row of zeros in the padding),
  * ``off`` selects the group block; w runs over (tap, ci, c, lane); acc receives [r][c][lane].
+ *
+ * cg_store_* write one pixel's [c][lane] accumulators of a full chunk and a full group block to the
+ * NHWC output, out[lane*cout_g + c] (+ bias): a CG_CHANNELS x LANES transpose in registers, then one
+ * CG_CHANNELS-value store per group, instead of scattering single values.
  */
 #ifndef CONVKIT_GROUPED_TILE_H
 #define CONVKIT_GROUPED_TILE_H
@@ -20,7 +24,17 @@
 #define CG_CHANNELS 4
 
 typedef float cg_f32x8 __attribute__((vector_size(32), aligned(4)));
+typedef float cg_f32x4 __attribute__((vector_size(16), aligned(4)));
 typedef double cg_f64x4 __attribute__((vector_size(32), aligned(8)));
+typedef int cg_i32x8 __attribute__((vector_size(32)));
+typedef long long cg_i64x4 __attribute__((vector_size(32)));
+
+/* Two-input shuffle with constant indices (element i of a, LANES + i of b), GCC or Clang spelling. */
+#if defined(__clang__)
+#define CG_SHUFFLE(a, b, MASK, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define CG_SHUFFLE(a, b, MASK, ...) __builtin_shuffle(a, b, (MASK){__VA_ARGS__})
+#endif
 
 #define CG_DEFINE_TILE(NAME, T, VT, LANES)                                                  \
 static inline void NAME(const T *const *xp, ptrdiff_t off, const T *w, ptrdiff_t ntaps,     \
@@ -49,5 +63,53 @@ static inline void NAME(const T *const *xp, ptrdiff_t off, const T *w, ptrdiff_t
 
 CG_DEFINE_TILE(cg_tile_f32, float, cg_f32x8, 8)
 CG_DEFINE_TILE(cg_tile_f64, double, cg_f64x4, 4)
+
+static inline cg_f32x4 cg_half_f32(cg_f32x8 v, int high)
+{
+    return high ? (cg_f32x4){v[4], v[5], v[6], v[7]} : (cg_f32x4){v[0], v[1], v[2], v[3]};
+}
+
+static inline void cg_store_f32(const float *acc, const float *bias, float *out, ptrdiff_t cout_g)
+{
+    const cg_f32x8 *a = (const cg_f32x8 *)acc;
+    /* Interleave per 128-bit half, then pair up: u[l] holds group l in its low half, l + 4 high. */
+    cg_f32x8 t0 = CG_SHUFFLE(a[0], a[1], cg_i32x8, 0, 8, 1, 9, 4, 12, 5, 13);
+    cg_f32x8 t1 = CG_SHUFFLE(a[0], a[1], cg_i32x8, 2, 10, 3, 11, 6, 14, 7, 15);
+    cg_f32x8 t2 = CG_SHUFFLE(a[2], a[3], cg_i32x8, 0, 8, 1, 9, 4, 12, 5, 13);
+    cg_f32x8 t3 = CG_SHUFFLE(a[2], a[3], cg_i32x8, 2, 10, 3, 11, 6, 14, 7, 15);
+    cg_f32x8 u[4];
+    u[0] = CG_SHUFFLE(t0, t2, cg_i32x8, 0, 1, 8, 9, 4, 5, 12, 13);
+    u[1] = CG_SHUFFLE(t0, t2, cg_i32x8, 2, 3, 10, 11, 6, 7, 14, 15);
+    u[2] = CG_SHUFFLE(t1, t3, cg_i32x8, 0, 1, 8, 9, 4, 5, 12, 13);
+    u[3] = CG_SHUFFLE(t1, t3, cg_i32x8, 2, 3, 10, 11, 6, 7, 14, 15);
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 4; l++) {
+            ptrdiff_t o = (4 * h + l) * cout_g;
+            cg_f32x4 v = cg_half_f32(u[l], h);
+            if (bias)
+                v += *(const cg_f32x4 *)(bias + o);
+            *(cg_f32x4 *)(out + o) = v;
+        }
+}
+
+static inline void cg_store_f64(const double *acc, const double *bias, double *out, ptrdiff_t cout_g)
+{
+    const cg_f64x4 *a = (const cg_f64x4 *)acc;
+    cg_f64x4 t0 = CG_SHUFFLE(a[0], a[1], cg_i64x4, 0, 4, 2, 6);
+    cg_f64x4 t1 = CG_SHUFFLE(a[0], a[1], cg_i64x4, 1, 5, 3, 7);
+    cg_f64x4 t2 = CG_SHUFFLE(a[2], a[3], cg_i64x4, 0, 4, 2, 6);
+    cg_f64x4 t3 = CG_SHUFFLE(a[2], a[3], cg_i64x4, 1, 5, 3, 7);
+    cg_f64x4 u[4];
+    u[0] = CG_SHUFFLE(t0, t2, cg_i64x4, 0, 1, 4, 5);
+    u[1] = CG_SHUFFLE(t1, t3, cg_i64x4, 0, 1, 4, 5);
+    u[2] = CG_SHUFFLE(t0, t2, cg_i64x4, 2, 3, 6, 7);
+    u[3] = CG_SHUFFLE(t1, t3, cg_i64x4, 2, 3, 6, 7);
+    for (int l = 0; l < 4; l++) {
+        cg_f64x4 v = u[l];
+        if (bias)
+            v += *(const cg_f64x4 *)(bias + l * cout_g);
+        *(cg_f64x4 *)(out + l * cout_g) = v;
+    }
+}
 
 #endif

@@ -98,10 +98,20 @@ def test_batch_sizes(batch, rng):
     assert_close(y, expected, np.float32)
 
 
+@pytest.mark.parametrize("case", [CASES[0], CASES[2]], ids=["whole-chunks", "partial-chunks"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_without_bias(dtype, rng):
-    x, w, _, expected = _make(CASES[2], dtype, rng, bias=False)
-    assert_close(_conv(x, w, None, CASES[2], algo="direct"), expected, dtype)
+def test_without_bias(case, dtype, rng):
+    x, w, _, expected = _make(case, dtype, rng, bias=False)
+    assert_close(_conv(x, w, None, case, algo="direct"), expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_workspace_is_the_repacked_input(dtype):
+    groups, cin_g = 10, 3
+    x = np.zeros((2, 3, 4, groups * cin_g), dtype)
+    xr = conv_grouped.repack_input(x, groups, 1)
+    assert grouped.direct_workspace_bytes(x.shape, groups, 20, dtype) == xr.nbytes
+    assert grouped.direct_workspace_bytes(x.shape, 30, 30, dtype) == 0       # depthwise: none
 
 
 @pytest.mark.parametrize("activation", ["relu", ("elu", 0.5), "tanh"])
