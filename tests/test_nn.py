@@ -218,6 +218,8 @@ def test_conv_bn_act_and_depthwise_separable(layout, rng):
     assert list(state)[:2] == ["0.weight", "1.weight"]
     expected = ref.relu6(ref.batch_norm(state, "1", ref.conv(state, "0", x, 2, 1)))
     assert_close(run(block, x), expected, np.float64)
+    shape = (1, 6, 5, 4) if layout == "NHWC" else (1, 4, 6, 5)
+    assert nn.ConvBNAct(4, 4, (3, 1), layout=layout).output_shape(shape) == shape  # padding (1, 0)
 
     ds = randomize(nn.DepthwiseSeparable(4, 8, stride=1, layout=layout, dtype=np.float64, rng=rng))
     state = ds.state_dict()

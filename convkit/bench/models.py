@@ -11,9 +11,8 @@ MODELS = {"resnet18": (resnet18, torch_resnet18), "mobilenet_v2": (mobilenet_v2,
 SIZE = 224
 
 
-def model_case(name, batch):
+def model_case(name, batch, macs_per_image):
     build, build_torch = MODELS[name]
-    macs = build().macs((batch, SIZE, SIZE, 3))
 
     def make(config):
         model = build(config.layout, dtype=config.dtype, rng=config.rng())
@@ -29,9 +28,13 @@ def model_case(name, batch):
             cands.append(Candidate("torch", torch_call(lambda: tmodel(xt)), ours=False))
         return cands
 
-    return Case("models", f"{name} {SIZE}x{SIZE} b{batch}", make, flops=2.0 * macs)
+    return Case("models", f"{name} {SIZE}x{SIZE} b{batch}", make, flops=2.0 * batch * macs_per_image)
 
 
 def cases(config):
     batches = (1,) if config.quick else (1, 8)
-    return [model_case(name, batch) for name in MODELS for batch in batches]
+    out = []
+    for name, (build, _) in MODELS.items():
+        macs = build().macs((1, SIZE, SIZE, 3))
+        out += [model_case(name, batch, macs) for batch in batches]
+    return out

@@ -1,6 +1,7 @@
 """The basic modules networks are built from, with torchvision's structure and parameter names."""
 import numpy as np
 
+from .._validation import pair
 from .activation import ReLU, activation_layer
 from .container import Sequential
 from .conv import Conv2d
@@ -19,7 +20,8 @@ class ConvBNAct(Sequential):
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=None, groups=1,
                  dilation=1, activation="relu", *, layout="NHWC", dtype=np.float32, rng=0):
         if padding is None:
-            padding = (kernel_size - 1) // 2 * dilation
+            (kh, kw), (dh, dw) = pair(kernel_size, "kernel_size", 1), pair(dilation, "dilation", 1)
+            padding = ((kh - 1) // 2 * dh, (kw - 1) // 2 * dw)
         layers = [Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                          bias=False, layout=layout, dtype=dtype, rng=generator(rng)),
                   BatchNorm2d(out_channels, layout=layout, dtype=dtype)]

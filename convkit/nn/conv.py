@@ -88,7 +88,7 @@ class Conv2d(_ConvNd):
     """``torch.nn.Conv2d``: weight HWIO (KH, KW, Cin/groups, Cout) for NHWC, OIHW for NCHW.
 
     Initialised as PyTorch does (uniform within 1/sqrt(fan_in)), from ``rng`` (a Generator or a seed).
-    ``activation`` (a spec as :func:`convkit.conv2d`'s) is applied in the convolution's epilogue.
+    In a container, a following BatchNorm2d and activation are fused into it (:mod:`convkit.nn.fusion`).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,

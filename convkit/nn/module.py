@@ -136,7 +136,7 @@ class Module:
 
     def state_dict(self):
         """{torchvision-style key: NumPy array in PyTorch's layout} (copies)."""
-        return {key: np.array(m._to_torch(local, getattr(m, local)))
+        return {key: np.array(m._to_torch(local, getattr(m, local)), order="C")
                 for key, m, local in self._state_items()}
 
     def load_state_dict(self, state_dict):
