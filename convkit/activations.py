@@ -7,9 +7,12 @@ memory order, and the result (when ``out`` is None) has ``x``'s memory order; a 
 slice), or an ``out`` laid out differently from ``x`` or partly overlapping it, goes through one
 contiguous temporary.  The layout (NHWC/NCHW) does not matter to these functions.
 
-Sigmoid and ELU are computed in overflow-free forms: ``sigmoid(x) = 1 / (1 + exp(-x))`` for x >= 0 and
-``exp(x) / (1 + exp(x))`` for x < 0, both through ``exp(-|x|)``; ELU evaluates ``expm1`` only for
-x < 0.  NaN propagates.
+Sigmoid, tanh and ELU are computed in overflow-free forms, with convkit's own vectorised exp/expm1
+(within 3 units in the last place): ``sigmoid(x) = 1 / (1 + exp(-x))`` for x >= 0 and
+``exp(x) / (1 + exp(x))`` for x < 0, both through ``exp(-|x|) <= 1``; ``tanh`` through
+``expm1(-2|x|)``; ELU through ``expm1(min(x, 0))``, so no exponential of a positive number is ever
+taken.  Sigmoid results below the smallest normal number (x < -87.3 in float32, -708.4 in float64)
+are 0.  NaN propagates.
 """
 import numbers
 
@@ -117,21 +120,22 @@ def _memory_order(a):
 def _apply(x, out, name, alpha, num_threads):
     _check_input(x)
     nt = resolve_num_threads(num_threads)
-    if out is None:
-        out = np.empty_like(x)  # x's memory order where x is dense
-    else:
+    if out is not None:
         _check_output(out, x)
+    src = _memory_order(x)
+    if src is None:  # a strided view: one compacting copy (which no longer overlaps out)
+        x = np.ascontiguousarray(x)
+        src = x.reshape(-1)
+    if out is None:
+        out = np.empty_like(x)  # x's memory order
     if x.size == 0:
         return out
     code = _ew.CODES[name]
-    src, dst = _memory_order(x), _memory_order(out)
-    same_order = src is not None and dst is not None and x.strides == out.strides
-    in_place = same_order and x.ctypes.data == out.ctypes.data
-    if same_order and (in_place or not np.may_share_memory(x, out)):
-        _ew.activation(src, dst, code, alpha, nt)
+    dst = _memory_order(out) if out.strides == x.strides else None
+    if dst is not None and (x.ctypes.data == out.ctypes.data or not np.may_share_memory(x, out)):
+        _ew.activation(src, dst, code, alpha, nt)  # in memory order; in place when out is x
         return out
-    source = np.ascontiguousarray(x)
-    result = np.empty(x.shape, x.dtype)
-    _ew.activation(source.reshape(-1), result.reshape(-1), code, alpha, nt)
+    result = np.empty(x.shape, x.dtype)  # out laid out differently, or partly overlapping x
+    _ew.activation(np.ascontiguousarray(x).reshape(-1), result.reshape(-1), code, alpha, nt)
     np.copyto(out, result)
     return out
