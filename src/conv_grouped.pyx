@@ -198,7 +198,7 @@ def pack_weights(w, Py_ssize_t groups):
     cout_g = Cout // groups
     GB = -(-groups // L)
     nch = -(-cout_g // CG_CHANNELS)
-    w = w.reshape(KH, KW, cin_g, groups, cout_g)
-    w = np.pad(w, [(0, 0)] * 3 + [(0, GB * L - groups), (0, nch * CG_CHANNELS - cout_g)])
-    w = w.reshape(KH, KW, cin_g, GB, L, nch, CG_CHANNELS)
-    return np.ascontiguousarray(w.transpose(3, 5, 0, 1, 2, 6, 4))
+    padded = np.zeros((KH, KW, cin_g, GB * L, nch * CG_CHANNELS), w.dtype)
+    padded[:, :, :, :groups, :cout_g] = w.reshape(KH, KW, cin_g, groups, cout_g)
+    padded = padded.reshape(KH, KW, cin_g, GB, L, nch, CG_CHANNELS)
+    return np.ascontiguousarray(padded.transpose(3, 5, 0, 1, 2, 6, 4))
