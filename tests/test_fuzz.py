@@ -24,6 +24,7 @@ import convkit
 from helpers import nchw, oihw
 from reference import conv2d_ref, im2col_ref, output_size
 from reference_deform import bilinear_sample_ref, deform_conv2d_ref
+from reference_transpose import conv_transpose2d_ref
 from reference_units import (activation_ref, avg_pool_ref, batch_norm_ref, batch_stats_ref,
                              linear_ref, max_pool_ref)
 
@@ -210,6 +211,79 @@ def test_conv2d_layouts_and_thread_counts_agree(case, algo):
     for layout, threads in (("NCHW", 1), ("NHWC", 2), ("NHWC", 3), ("NCHW", 2)):
         y = call_conv(geo, groups, x, w, b, layout, algo=algo, num_threads=threads)
         assert_within(y, base.astype(np.float64), 2 * bound, dtype, terms)
+
+
+# --- conv_transpose2d -------------------------------------------------------------------------------
+
+@st.composite
+def transpose_cases(draw):
+    n, size = draw(st.integers(0, 2)), (draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    s, d, p = draw(small_pair), draw(small_pair), draw(st.one_of(st.integers(0, 3), st.tuples(
+        st.integers(0, 3), st.integers(0, 3))))
+    s, d, p = pair(s), pair(d), pair(p)
+    op = tuple(draw(st.integers(0, max(sa, da))) for sa, da in zip(s, d))   # max(s, d) itself is invalid
+    cin, cout, groups = draw(channel_groups())
+    dtype = draw(dtypes)
+    x = draw(arrays((n, *size, cin), dtype))
+    w = draw(arrays((*kernel, cout // groups, cin), dtype))
+    b = draw(st.one_of(st.none(), arrays((cout,), dtype)))
+    return dict(s=s, d=d, p=p, op=op, groups=groups, dtype=dtype, x=x, w=w, b=b)
+
+
+def transpose_weight_in_layout(w, layout):
+    """(KH, KW, Cout/g, Cin) -> PyTorch's (Cin, Cout/g, KH, KW) for NCHW."""
+    return w if layout == "NHWC" else np.ascontiguousarray(w.transpose(3, 2, 0, 1))
+
+
+def call_transpose(c, layout="NHWC", **kwargs):
+    y = convkit.conv_transpose2d(in_layout(c["x"], layout), transpose_weight_in_layout(c["w"], layout), c["b"],
+                                 c["s"], c["p"], c["op"], c["groups"], c["d"], layout=layout, **kwargs)
+    return from_layout(y, layout)
+
+
+@given(c=transpose_cases(), layout=layouts, threads=st.integers(1, 3))
+def test_conv_transpose2d_every_algorithm_matches_reference(c, layout, threads):
+    size, kernel = c["x"].shape[1:3], c["w"].shape[:2]
+    out = [(size[a] - 1) * c["s"][a] - 2 * c["p"][a] + c["d"][a] * (kernel[a] - 1) + c["op"][a] + 1
+           for a in range(2)]
+    if any(op >= max(s, d) for op, s, d in zip(c["op"], c["s"], c["d"])) or min(out) <= 0:
+        for algo in ("col2im", "direct", "auto"):
+            with pytest.raises(ValueError):
+                call_transpose(c, layout, algo=algo)
+        return
+    args = (c["s"], c["p"], c["op"], c["d"], c["groups"])
+    expected = conv_transpose2d_ref(c["x"], c["w"], c["b"], *args)
+    bound = conv_transpose2d_ref(np.abs(c["x"]), np.abs(c["w"]), None if c["b"] is None else np.abs(c["b"]),
+                                 *args)
+    terms = kernel[0] * kernel[1] * c["x"].shape[3] // c["groups"] + 1
+    results = {algo: call_transpose(c, layout, algo=algo, num_threads=threads)
+               for algo in ("col2im", "direct", "auto")}
+    for y in results.values():
+        assert_within(y, expected, bound, c["dtype"], terms)
+    assert_within(results["direct"], results["col2im"].astype(np.float64), 2 * bound, c["dtype"], terms)
+
+
+@given(case=conv_cases(), layout=layouts, algo=st.sampled_from(["col2im", "direct", "auto"]), data=st.data())
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(case, layout, algo, data):
+    """<conv2d(x, w), y> == <x, conv_transpose2d(y, w)> with the same weight array, in both layouts."""
+    geo, groups, dtype, x, w, _ = case
+    if geo["out"] is None or isinstance(geo["padding"], str):
+        return
+    p = pair(geo["padding"])
+    op = tuple((size + 2 * pa - d * (k - 1) - 1) % s
+               for size, pa, d, k, s in zip(geo["size"], p, geo["d"], geo["kernel"], geo["s"]))
+    y = data.draw(arrays((geo["n"], *geo["out"], w.shape[3]), dtype))
+    wl = weight_in_layout(w, layout)   # conv2d's weight is also the transposed convolution's
+    forward = from_layout(convkit.conv2d(in_layout(x, layout), wl, None, geo["s"], p, geo["d"], groups,
+                                         layout=layout), layout)
+    back = from_layout(convkit.conv_transpose2d(in_layout(y, layout), wl, None, geo["s"], p, op, groups,
+                                                geo["d"], layout=layout, algo=algo), layout)
+    xd, yd = x.astype(np.float64), y.astype(np.float64)
+    lhs, rhs = np.vdot(forward.astype(np.float64), yd), np.vdot(xd, back.astype(np.float64))
+    _, bound, terms = conv_expected(geo, groups, x, w, None)
+    scale = np.vdot(bound, np.abs(yd))
+    assert abs(lhs - rhs) <= 16 * np.finfo(dtype).eps * (terms + 1) * scale
 
 
 # --- im2col / col2im -------------------------------------------------------------------------------
@@ -558,3 +632,34 @@ def test_linear_matches_reference(dtype, lead, features, activation, threads, da
     expected = act_ref(linear_ref(x, w, b), activation)
     bound = linear_ref(np.abs(x), np.abs(w), None if b is None else np.abs(b))
     assert_within(y, expected, bound, dtype, fin + 1)
+
+
+# --- parameter and operation counts ------------------------------------------------------------------
+
+@given(case=conv_cases(), bias=st.booleans())
+def test_counts_match_the_shapes_of_real_convolutions(case, bias):
+    """Parameters = the weight's (and bias's) elements; MACs = output values x the reduction length, for
+    the convolution conv2d actually computes; the depthwise, transposed and deformable forms likewise."""
+    geo, groups, dtype, x, w, _ = case
+    if geo["out"] is None:
+        return
+    kh, kw, cin_g, cout = w.shape
+    cin = x.shape[3]
+    y = convkit.conv2d(x[:1] if len(x) else np.zeros((1, *x.shape[1:]), dtype), w, None, geo["stride"],
+                       geo["padding"], geo["dilation"], groups)
+    assert convkit.conv_params(cin, cout, (kh, kw), groups, bias) == w.size + bias * cout
+    assert convkit.conv_macs(cin, cout, (kh, kw), y.shape[1:3], groups) == y.size * kh * kw * cin_g
+    if groups == cin:
+        m = cout // cin
+        assert convkit.depthwise_conv_params(cin, (kh, kw), m, bias) == w.size + bias * cout
+        assert convkit.depthwise_conv_macs(cin, (kh, kw), y.shape[1:3], m) == y.size * kh * kw
+    # Transposed from cout back to cin channels with the same weight: every input value of y meets
+    # every tap of its group.
+    assert convkit.conv_transpose_params(cout, cin, (kh, kw), groups, bias) == w.size + bias * cin
+    assert convkit.conv_transpose_macs(cout, cin, (kh, kw), y.shape[1:3], groups) == y.size * kh * kw * cin_g
+    assert convkit.deform_conv_params(cin, cout, (kh, kw), groups, bias) == w.size + bias * cout
+    for mask in (False, True):
+        sampling = y.shape[1] * y.shape[2] * kh * kw * cin * (4 + mask)
+        assert convkit.deform_sampling_macs(cin, (kh, kw), y.shape[1:3], mask) == sampling
+        assert convkit.deform_conv_macs(cin, cout, (kh, kw), y.shape[1:3], groups, mask) == (
+            y.size * kh * kw * cin_g + sampling)
