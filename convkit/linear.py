@@ -1,4 +1,6 @@
 """Fully connected layer: GEMM from BLAS (NumPy's matmul), then bias and activation in one pass."""
+import math
+
 import numpy as np
 
 from ._kernels import elementwise as _ew
@@ -37,6 +39,6 @@ def linear(x, weight, bias=None, *, activation=None, num_threads=None):
             raise ValueError(f"expected bias to have shape ({out_features},), got {bias.shape}")
     code, alpha = resolve_activation(activation)
     nt = resolve_num_threads(num_threads)
-    y = np.matmul(x.reshape(-1, in_features), weight.T)
+    y = np.matmul(x.reshape(math.prod(x.shape[:-1]), in_features), weight.T)  # (-1 fails on size 0)
     _ew.bias_activation_inplace(y, bias, code, alpha, nt)
     return y.reshape(x.shape[:-1] + (out_features,))

@@ -59,7 +59,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, eps=1e-5, *
     scale, shift = scale.astype(x.dtype), shift.astype(x.dtype)
     y = np.empty_like(x)
     if layout == "NHWC":
-        _bn.affine_channels_last(x.reshape(-1, channels), scale, shift, y.reshape(-1, channels), nt)
+        rows = (x.shape[0] * x.shape[1] * x.shape[2], channels)
+        _bn.affine_channels_last(x.reshape(rows), scale, shift, y.reshape(rows), nt)
     else:
         planes = (x.shape[0], channels, x.shape[2] * x.shape[3])   # (not -1: batch 0 is allowed)
         _bn.affine_channels_first(x.reshape(planes), scale, shift, y.reshape(planes), nt)

@@ -86,10 +86,13 @@ def test_non_contiguous_input(layout, rng):
     assert_close(y, _in_layout(expected, layout), np.float64)
 
 
-def test_empty_batch_in_inference(rng):
-    mean, var, weight, bias = _params(3, np.float32, rng)
-    y = convkit.batch_norm(np.zeros((0, 4, 4, 3), np.float32), mean, var, weight, bias)
-    assert y.shape == (0, 4, 4, 3)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", [(0, 4, 4, 3), (2, 3, 3, 0), (1, 0, 2, 3)], ids=str)
+def test_empty_input_in_inference(layout, shape, rng):
+    mean, var, weight, bias = _params(shape[3], np.float32, rng)
+    x = _in_layout(np.zeros(shape, np.float32), layout)
+    y = convkit.batch_norm(x, mean, var, weight, bias, layout=layout)
+    assert y.shape == x.shape
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

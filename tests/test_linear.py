@@ -10,12 +10,12 @@ DTYPES = [np.float32, np.float64]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("x_shape", [(5,), (3, 5), (2, 4, 5), (0, 5)], ids=str)
+@pytest.mark.parametrize("x_shape", [(5,), (3, 5), (2, 4, 5), (0, 5), (3, 0)], ids=str)
 @pytest.mark.parametrize("out_features", [1, 7])
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_matches_reference(dtype, x_shape, out_features, with_bias, rng):
     x = rng.standard_normal(x_shape).astype(dtype)
-    w = rng.standard_normal((out_features, 5)).astype(dtype)
+    w = rng.standard_normal((out_features, x_shape[-1])).astype(dtype)
     b = rng.standard_normal(out_features).astype(dtype) if with_bias else None
     y = convkit.linear(x, w, b)
     assert y.flags.c_contiguous

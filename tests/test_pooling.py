@@ -180,3 +180,14 @@ def test_global_avg_pool_matches_torch(rng):
 def test_global_avg_pool_rejects_an_empty_image():
     with pytest.raises(ValueError, match="x.*empty image"):
         convkit.global_avg_pool2d(np.zeros((1, 0, 3, 2)))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", [(0, 5, 5, 3), (2, 5, 5, 0)], ids=str)
+def test_empty_batch_or_channels(layout, shape):
+    x = _in_layout(np.zeros(shape, np.float32), layout)
+    n, c = shape[0], shape[3]
+    expected = (n, 2, 2, c) if layout == "NHWC" else (n, c, 2, 2)
+    assert convkit.max_pool2d(x, 3, 2, 1, layout=layout).shape == expected
+    assert convkit.avg_pool2d(x, 3, 2, 1, layout=layout).shape == expected
+    assert convkit.global_avg_pool2d(x, layout=layout).shape == (n, c)
