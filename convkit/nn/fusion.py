@@ -3,7 +3,7 @@
 Batch norm is folded into the convolution's weight and bias (:func:`convkit.fold_batch_norm`) and the
 activation applied in the convolution's epilogue (``conv2d(..., activation=)``), so a conv-BN-ReLU
 triple reads and writes its activations once.  Containers build their fused steps once and rebuild them
-when parameters change (see :func:`convkit.nn.module.parameters_version`).
+when parameters are assigned or loaded (not when arrays are modified in place).
 """
 import functools
 

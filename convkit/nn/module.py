@@ -14,17 +14,11 @@ import numpy as np
 from .._layout import from_nhwc, nhwc_shape, to_nhwc
 from .._validation import check_layout
 
+# Bumped whenever any module's parameters or buffers are replaced or loaded (or its mode changes).  Caches
+# derived from parameters (folded batch norm, converted weights) remember the version they were built at
+# and rebuild when it has changed.  Arrays modified in place are not seen: assign them again
+# (``conv.weight = w``) or load a state dict.
 _version = 0
-
-
-def parameters_version():
-    """A counter bumped whenever any module's parameters or buffers are replaced or loaded.
-
-    Caches derived from parameters (folded batch norm, converted weights) remember the version they were
-    built at and rebuild when it has changed.  Arrays modified in place are not seen: assign them again
-    (``conv.weight = w``) or call :meth:`Module.load_state_dict`.
-    """
-    return _version
 
 
 def _bump_version():
@@ -71,12 +65,6 @@ class Module:
         elif name in d.get("_modules", ()):
             del d["_modules"][name]
         object.__setattr__(self, name, value)
-
-    def named_children(self):
-        return iter(self._modules.items())
-
-    def children(self):
-        return iter(self._modules.values())
 
     def named_modules(self, prefix=""):
         """This module and every descendant, with dotted names (``""`` for this one)."""
@@ -183,7 +171,7 @@ class Module:
         raise NotImplementedError
 
     def _cached(self, key, build):
-        """``build()``, computed once per :func:`parameters_version` (derived weights, fusion plans)."""
+        """``build()``, computed once per parameter version (derived weights, fusion plans)."""
         cache = self.__dict__.setdefault("_cache", {})
         hit = cache.get(key)
         if hit is None or hit[0] != _version:
