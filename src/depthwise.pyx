@@ -2,7 +2,8 @@
 
 Vectorised across contiguous channels: a tile of ``PIXELS`` output pixels x ``BLOCK`` channels (16
 float32 or 8 float64: two 256-bit registers per pixel) accumulates in registers; for each kernel tap the
-block's weight vector is loaded once and used for every pixel of the tile.  Tiles cover the interior
+block's weight vector is loaded once and used for every pixel of the tile (``depthwise_tile.h`` for
+whole blocks with a contiguous output, the general tile below otherwise).  Tiles cover the interior
 columns, whose taps are all inside the image (no bounds checks in the inner loop); the few border
 columns are computed one pixel at a time, skipping the taps that fall in the padding, and rows outside
 the image are skipped once per output row.  With a channel multiplier m, weights are packed as
@@ -17,10 +18,19 @@ from activation cimport ACT_NONE, activate_span
 
 import numpy as np
 
+cdef extern from "depthwise_tile.h" nogil:
+    enum: DW_PIXELS    # output pixels per register tile
+    void dw_tile_f32(const float* x, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col, Py_ssize_t nkh,
+                     Py_ssize_t KW, const float* w, Py_ssize_t C, const float* bias, float* out,
+                     Py_ssize_t ostep)
+    void dw_tile_f64(const double* x, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col, Py_ssize_t nkh,
+                     Py_ssize_t KW, const double* w, Py_ssize_t C, const double* bias, double* out,
+                     Py_ssize_t ostep)
+
 cdef enum:
-    PIXELS = 4      # output pixels per register tile
-    BLOCK_F32 = 16  # channels per register tile, float32
-    BLOCK_F64 = 8   # channels per register tile, float64
+    PIXELS = DW_PIXELS  # output pixels per register tile (the general tile below has four rows)
+    BLOCK_F32 = 16      # channels per register tile, float32
+    BLOCK_F64 = 8       # channels per register tile, float64
 
 
 cdef inline void store(floating* d, const floating* a, Py_ssize_t nc, Py_ssize_t M) noexcept nogil:
@@ -40,7 +50,8 @@ cdef inline void dw_tile(
     Py_ssize_t W, Py_ssize_t C, Py_ssize_t M, Py_ssize_t KW,
     Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
 ) noexcept nogil:
-    """PIXELS interior output pixels from ow0 (every tap inside the image's width), nc channels.
+    """PIXELS interior output pixels from ow0 (every tap inside the image's width), nc channels:
+    the general tile, for a channel multiplier above 1 (strided output) and the last partial block.
 
     ``x`` points at channel c0 of the image's pixel (0, 0); taps kh0..kh1-1 are the rows inside the
     image, tap kh reading input row ih0 + kh*dh.  ``w`` and ``bias`` point at channel c0 of this
@@ -112,11 +123,22 @@ cdef inline void dw_channels(
     Py_ssize_t W, Py_ssize_t C, Py_ssize_t M, Py_ssize_t KW,
     Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
 ) noexcept nogil:
-    """Every channel block of one interior tile (``tile``) or one pixel at output column ``ow``."""
+    """Every channel block of one interior tile (``tile``) or one pixel at output column ``ow``.
+
+    Whole blocks of a multiplier-1 tile (contiguous output) go to ``depthwise_tile.h``.
+    """
     cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
     cdef Py_ssize_t c0 = 0
+    cdef const floating* x0 = x + ((ih0 + kh0 * dh) * W + ow * sw - pl) * C   # tile's first tap
     while c0 + B <= C:
-        if tile:
+        if tile and M == 1:
+            if floating is float:
+                dw_tile_f32(x0 + c0, sw * C, dh * W * C, dw * C, kh1 - kh0, KW, w + kh0 * KW * C + c0,
+                            C, bias + c0, out + ow * C + c0, C)
+            else:
+                dw_tile_f64(x0 + c0, sw * C, dh * W * C, dw * C, kh1 - kh0, KW, w + kh0 * KW * C + c0,
+                            C, bias + c0, out + ow * C + c0, C)
+        elif tile:
             dw_tile(x + c0, w + c0, bias + c0, out + c0 * M, ow, B, ih0, kh0, kh1,
                     W, C, M, KW, sw, pl, dh, dw)
         else:
