@@ -10,10 +10,10 @@ and the weights to (group block, channel chunk, kh, kw, ci, c, lane), zero-padde
 (image, output row) pairs across threads; each thread writes only its own rows.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, prange
-from libc.stdlib cimport free, malloc
+from cython.parallel cimport prange
 
 from activation cimport ACT_NONE, activate_span
+from omp cimport omp_get_thread_num
 
 import numpy as np
 
@@ -165,11 +165,13 @@ def grouped_nhwc(const floating[:, :, :, :, :, ::1] xr, const floating[:, :, :, 
     cdef Py_ssize_t KH = wpacked.shape[2], KW = wpacked.shape[3]
     cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2]
     cdef Py_ssize_t r
-    cdef const floating** ptrs
     if out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] == 0:
         return
     cdef floating[::1] zeros = np.zeros(max(xr.shape[3] * xr.shape[4] * xr.shape[5], 1),
                                         dtype=np.float32 if floating is float else np.float64)
+    # Per-thread scratch for a tile's KH*KW*CG_PIXELS input pointers (pointer-sized integers).
+    cdef Py_ssize_t nptr = KH * KW * CG_PIXELS
+    cdef Py_ssize_t[:, ::1] scratch = np.empty((num_threads, nptr), dtype=np.intp)
     cdef const floating[::1] bias_view
     cdef const floating* bp = NULL
     if bias is not None:
@@ -177,14 +179,13 @@ def grouped_nhwc(const floating[:, :, :, :, :, ::1] xr, const floating[:, :, :, 
         bp = &bias_view[0]
     cdef const floating* xp = &xr[0, 0, 0, 0, 0, 0] if xr.size > 0 else &zeros[0]
     cdef const floating* wp = &wpacked[0, 0, 0, 0, 0, 0, 0]
-    ptrs = NULL   # each thread mallocs its own below
-    with nogil, parallel(num_threads=num_threads):
-        ptrs = <const floating**>malloc(KH * KW * CG_PIXELS * sizeof(floating*))
-        for r in prange(N * Hout, schedule="static"):
-            grouped_row(xp, wp, bp, &zeros[0], &out[0, 0, 0, 0], ptrs, r // Hout, r % Hout,
+    cdef Py_ssize_t* sp = &scratch[0, 0]
+    with nogil:
+        for r in prange(N * Hout, num_threads=num_threads, schedule="static"):
+            grouped_row(xp, wp, bp, &zeros[0], &out[0, 0, 0, 0],
+                        <const floating**>(sp + omp_get_thread_num() * nptr), r // Hout, r % Hout,
                         H, W, groups, GB, cin_g, cout_g, nch, KH, KW, sh, sw, pt, pl, dh, dw,
                         Hout, Wout, act, <floating>alpha)
-        free(ptrs)
 
 
 def pack_weights(w, Py_ssize_t groups):

@@ -13,8 +13,9 @@ blocks: the layout of ``conv_direct.pack_weights`` with the transposed convoluti
 its input channels, produce its output channels).
 """
 from cython cimport floating
-from cython.parallel cimport parallel, prange
-from libc.stdlib cimport free, malloc
+from cython.parallel cimport prange
+
+from omp cimport omp_get_thread_num
 
 import numpy as np
 
@@ -120,10 +121,12 @@ def conv_transpose2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef Py_ssize_t KH = wpacked.shape[2], KW = wpacked.shape[3], cin_g = wpacked.shape[4]
     cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], Cout = out.shape[3]
     cdef Py_ssize_t r
-    cdef Py_ssize_t* scratch
     if N * Hout * Wout * Cout == 0:
         return
     cdef floating[::1] zeros = np.zeros(max(C, 1), dtype=np.float32 if floating is float else np.float64)
+    # Per-thread scratch: a row's reachable kernel rows and their input rows (KH each).
+    cdef Py_ssize_t[:, ::1] scratch = np.empty((num_threads, 2 * KH), dtype=np.intp)
+    cdef Py_ssize_t* sp = &scratch[0, 0]
     cdef const floating[::1] bias_view
     cdef const floating* bp = NULL
     if bias is not None:
@@ -132,14 +135,11 @@ def conv_transpose2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
     cdef const floating* wp = &wpacked[0, 0, 0, 0, 0, 0] if wpacked.size > 0 else &zeros[0]
     cdef floating* op = &out[0, 0, 0, 0]
-    scratch = NULL   # each thread mallocs its own below
-    with nogil, parallel(num_threads=num_threads):
-        scratch = <Py_ssize_t*>malloc(2 * KH * sizeof(Py_ssize_t))
-        for r in prange(N * Hout, schedule="static"):
+    with nogil:
+        for r in prange(N * Hout, num_threads=num_threads, schedule="static"):
             tconv_row(xp + (r // Hout) * H * W * C, wp, bp, &zeros[0], op + r * Wout * Cout,
                       r % Hout, H, W, C, G, cin_g, cout_g, nblk, KH, KW, sh, sw, ph, pw, dh, dw,
-                      Wout, scratch, scratch + KH)
-        free(scratch)
+                      Wout, sp + omp_get_thread_num() * 2 * KH, sp + omp_get_thread_num() * 2 * KH + KH)
 
 
 def pack_weights(w, Py_ssize_t groups):
