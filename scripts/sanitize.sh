@@ -80,12 +80,15 @@ args=("$@")
 
 echo "== sanitize: pytest ${args[*]}"
 status=0
-run_sanitized "$REPORTS" python -m pytest -q -p no:cacheprovider "${args[@]}" || status=$?
+run_sanitized "$REPORTS" python -m pytest -q -p no:cacheprovider --durations=15 "${args[@]}" || status=$?
 
-if compgen -G "$REPORTS.*" >/dev/null; then
+# The terabyte-allocation tests make ASan warn "failed to allocate" (and return NULL: NumPy raises
+# MemoryError, as the tests expect); any other line in the logs is a report.
+if compgen -G "$REPORTS.*" >/dev/null && grep -qv "WARNING: AddressSanitizer failed to allocate" "$REPORTS".*; then
     echo "== sanitize: FAILED, sanitizer reports:"
-    cat "$REPORTS".*
+    grep -v "WARNING: AddressSanitizer failed to allocate" "$REPORTS".*
     exit 1
 fi
-echo "== sanitize: no sanitizer report; pytest exit status $status; total $((SECONDS - start)) s"
+echo "== sanitize: no sanitizer report ($(cat "$REPORTS".* 2>/dev/null | wc -l) refused terabyte allocations);" \
+     "pytest exit status $status; total $((SECONDS - start)) s"
 exit "$status"

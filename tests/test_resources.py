@@ -54,6 +54,8 @@ def rss_bytes():
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux's /proc/self/statm")
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="under AddressSanitizer freed memory waits in its quarantine (scripts/sanitize.sh)")
 @pytest.mark.parametrize("call", CALLS, ids=lambda c: c.id)
 def test_repeated_calls_do_not_grow_memory(call):
     inputs = call.make(0)
@@ -91,7 +93,7 @@ TERABYTES = [
     ("conv_transpose2d output by stride col2im",
      lambda: convkit.conv_transpose2d(SMALL, W3, stride=T, algo="col2im")),
     ("im2col input", lambda: convkit.im2col(huge((1, T, T, 1)), 3)),
-    ("im2col output", lambda: convkit.im2col(np.zeros((1, 1024, 1024, 1), np.float32), 512, padding=256)),
+    ("im2col output", lambda: convkit.im2col(np.zeros((1, 2048, 2048, 1), np.float32), 1024, padding=512)),
     ("col2im output", lambda: convkit.col2im(np.zeros((1, 2), np.float32), (T, T), 1, stride=T)),
     ("deform_conv2d input", lambda: convkit.deform_conv2d(huge((1, T, T, 2)), huge((1, T, T, 18)), W3,
                                                           padding=1)),
@@ -123,6 +125,59 @@ def test_summary_of_a_terabyte_input_needs_no_memory():
     rows = convkit.summary(net, (1, T, T, 3), file=open(os.devnull, "w"))
     assert rows[0]["output_shape"] == (1, T, T, 4)
     assert rows[0]["macs"] == T * T * 4 * 3 * 3 * 3
+
+
+# --- geometry near the 64-bit limit ------------------------------------------------------------------
+
+X3 = np.random.default_rng(1).standard_normal((2, 3, 3, 2)).astype(np.float32)
+W2 = np.random.default_rng(2).standard_normal((2, 2, 2, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("big", [2**40, 2**62])
+@pytest.mark.parametrize("algo", ["direct", "im2col"])
+def test_conv2d_stride_and_padding_near_2_to_63(big, algo):
+    """stride = padding = S >= H: a 3x3 output whose centre is the unpadded convolution's first pixel and
+    whose other pixels see only padding, with indices up to 2*S computed on the way (64-bit, wrapping
+    nowhere)."""
+    y = convkit.conv2d(X3, W2, stride=big, padding=big, algo=algo)
+    expected = np.zeros((2, 3, 3, 3), np.float32)
+    expected[:, 1, 1] = convkit.conv2d(X3, W2, algo=algo)[:, 0, 0]
+    np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.parametrize("big", [2**40, 2**62])
+def test_other_kernels_with_stride_and_padding_near_2_to_63(big):
+    cols = convkit.im2col(X3, 2, stride=big, padding=big)
+    expected = np.zeros((2, 3, 3, 8), np.float32)
+    expected[:, 1, 1] = convkit.im2col(X3, 2)[::4]
+    np.testing.assert_array_equal(cols, expected.reshape(18, 8))
+    offset = np.zeros((2, 3, 3, 8), np.float32)
+    for algo in ("direct", "im2col"):   # (summed in another order than conv2d's: rounding differs)
+        np.testing.assert_allclose(convkit.deform_conv2d(X3, offset, W2, stride=big, padding=big, algo=algo),
+                                   convkit.conv2d(X3, W2, stride=big, padding=big), rtol=1e-6, atol=1e-6)
+    # Transposed, stride = padding = S: a 2x2 output, all from input pixel (1, 1).
+    wt = np.ascontiguousarray(W2.transpose(0, 1, 3, 2))           # (KH, KW, Cout, Cin=2)
+    for algo in ("direct", "col2im"):
+        y = convkit.conv_transpose2d(X3, wt, stride=big, padding=big, algo=algo)
+        np.testing.assert_allclose(y, np.einsum("nc,hwoc->nhwo", X3[:, 1, 1], wt), rtol=1e-6)
+    # Max pooling, 2x2 window, padding 1: one window, over the padding and pixel (0, 0).
+    np.testing.assert_array_equal(convkit.max_pool2d(X3, 2, big, 1), X3[:, :1, :1])
+
+
+@pytest.mark.parametrize("call", [
+    lambda: convkit.conv2d(X3, W2, stride=2**63),
+    lambda: convkit.conv2d(X3, W2, padding=2**63),
+    lambda: convkit.conv2d(X3, W2, dilation=2**62, padding=2**62),
+    lambda: convkit.im2col(X3, 2, stride=2**64),
+    lambda: convkit.col2im(np.zeros((1, 8), np.float32), (2**62, 2**62), 2, stride=2**63),
+    lambda: convkit.conv_transpose2d(X3, W2.transpose(0, 1, 3, 2).copy(), stride=2**63),
+    lambda: convkit.max_pool2d(X3, 2, 2**64),
+    lambda: convkit.avg_pool2d(X3, 2**63),
+], ids=["conv2d stride", "conv2d padding", "conv2d dilation", "im2col", "col2im", "conv_transpose2d",
+        "max_pool2d", "avg_pool2d"])
+def test_geometry_beyond_64_bits_raises(call):
+    with pytest.raises((ValueError, OverflowError, MemoryError)):
+        call()
 
 
 # --- thread counts ------------------------------------------------------------------------------------
