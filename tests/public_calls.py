@@ -29,7 +29,7 @@ class Call:
     run: Callable                        # inputs -> result
     mutates: tuple = ()
     threads: bool = True
-    reps: int = 1000
+    reps: int = 300
 
     @property
     def id(self):
@@ -186,14 +186,14 @@ CALLS = [
                          ("deform_conv_macs", (64, 64, 3, 64, 1, True)),
                          ("deform_sampling_macs", (64, 3, 64, True)))],
     Call("nn", "sequential", lambda s: dict(net=_net("sequential"), x=_model_input(s)),
-         lambda a: a["net"](a["x"]), reps=200),
+         lambda a: a["net"](a["x"]), reps=100),
     Call("models", "resnet18_nchw", lambda s: dict(net=_net("resnet18", "NCHW"), x=_model_input(s, "NCHW")),
-         lambda a: a["net"](a["x"]), reps=20),
+         lambda a: a["net"](a["x"]), reps=10),
     Call("models", "mobilenet_v2", lambda s: dict(net=_net("mobilenet_v2"), x=_model_input(s)),
-         lambda a: a["net"](a["x"]), reps=20),
+         lambda a: a["net"](a["x"]), reps=10),
     Call("summary", "sequential", lambda s: dict(net=_net("sequential")),
-         lambda a: convkit.summary(a["net"], (1, 32, 32, 3), file=io.StringIO()), reps=200),
-    Call("show_config", "stdout", lambda s: {}, lambda a: _quiet(convkit.show_config), threads=False, reps=200),
+         lambda a: convkit.summary(a["net"], (1, 32, 32, 3), file=io.StringIO()), reps=100),
+    Call("show_config", "stdout", lambda s: {}, lambda a: _quiet(convkit.show_config), threads=False, reps=100),
     Call("get_num_threads", "default", lambda s: {}, lambda a: convkit.get_num_threads()),
     Call("set_num_threads", "set_and_restore", lambda s: {},
          lambda a: (convkit.set_num_threads(1), convkit.get_num_threads(), convkit.set_num_threads(None)),
