@@ -125,7 +125,22 @@ def _net(name, layout="NHWC"):
     """One network per configuration for the whole session (built once: resnet18 has 11M parameters)."""
     if name == "sequential":
         return _small_net(layout)
+    if name == "blocks":
+        return _blocks_net(layout)
+    if name == "deform":
+        return convkit.nn.DeformConv2d(4, 8, 3, padding=1, layout=layout)
     return getattr(convkit.models, name)(layout, num_classes=10)
+
+
+def _blocks_net(layout):
+    """Every other layer and module of convkit.nn (inference)."""
+    nn = convkit.nn
+    return nn.Sequential(
+        nn.ConvBNAct(3, 8, layout=layout), nn.DepthwiseSeparable(8, 16, 2, layout=layout),
+        nn.InvertedResidual(16, 16, 1, 2, layout=layout), nn.BasicBlock(16, 16, layout=layout),
+        nn.AvgPool2d(2, layout=layout), nn.ConvTranspose2d(16, 8, 2, 2, layout=layout), nn.ReLU6(),
+        nn.Conv2d(8, 8, 3, padding=1, layout=layout), nn.LeakyReLU(0.2), nn.ELU(), nn.Sigmoid(), nn.Tanh(),
+        nn.Dropout(), nn.activation_layer("relu"), nn.GlobalAvgPool2d(keepdims=True, layout=layout))
 
 
 def _quiet(fn):
@@ -187,6 +202,10 @@ CALLS = [
                          ("deform_sampling_macs", (64, 3, 64, True)))],
     Call("nn", "sequential", lambda s: dict(net=_net("sequential"), x=_model_input(s)),
          lambda a: a["net"](a["x"]), reps=100),
+    Call("nn", "blocks_nchw", lambda s: dict(net=_net("blocks", "NCHW"), x=_model_input(s, "NCHW")),
+         lambda a: a["net"](a["x"]), reps=100),
+    Call("nn", "deform_conv2d", lambda s: dict(_deform(s), net=_net("deform")),
+         lambda a: a["net"](a["x"], a["offset"], a["mask"]), reps=100),
     Call("models", "resnet18_nchw", lambda s: dict(net=_net("resnet18", "NCHW"), x=_model_input(s, "NCHW")),
          lambda a: a["net"](a["x"]), reps=10),
     Call("models", "mobilenet_v2", lambda s: dict(net=_net("mobilenet_v2"), x=_model_input(s)),
