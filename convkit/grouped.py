@@ -17,15 +17,18 @@ from ._kernels import depthwise as _depthwise
 def grouped_direct_kernel(in_channels, out_channels, groups, dtype):
     """The kernel ``conv2d(algo="direct")`` uses for this grouping: a function, or None for the general one.
 
-    Depthwise (every group one input channel) -> :func:`depthwise_direct`; groups with fewer output
-    channels than the general kernel's register block (16 float32, 8 float64) -> :func:`grouped_direct`,
-    which fills the vector lanes with groups instead of leaving most of them idle.
+    Depthwise (every group one input channel) -> :func:`depthwise_direct`.  Fewer output channels per
+    group than the general kernel's register block (16 float32, 8 float64), in at least one vector of
+    groups (8 float32, 4 float64) -> :func:`grouped_direct`, which fills the vector lanes with groups
+    instead of leaving most of a block idle.  Measured (3x3, 28x28, 1 thread, float32): 1.2x faster than
+    the general kernel with 8 groups of 8 channels, 1.35x with 16 of 8, 2.9x with 32 of 4; with 2 or 4
+    groups (lanes idle) the general kernel is 2-3x faster.
     """
     if groups == 1:
         return None
     if in_channels == groups:
         return depthwise_direct
-    if out_channels // groups < _direct.block_width(dtype):
+    if out_channels // groups < _direct.block_width(dtype) and groups >= _grouped.lanes(dtype):
         return grouped_direct
     return None
 

@@ -73,7 +73,7 @@ def test_grouped_matches_reference(case, algo, dtype, layout, rng):
     assert_close(y, expected, dtype)
 
 
-@pytest.mark.parametrize("case", CASES[:4], ids=str)
+@pytest.mark.parametrize("case", [CASES[i] for i in (0, 2, 3, 4, 8)], ids=str)
 def test_cases_use_the_grouped_kernel(case):
     n, h, w, cin, cout, groups = case[:6]
     for dtype in DTYPES:
@@ -85,8 +85,21 @@ def test_dispatch_rule():
     assert grouped.grouped_direct_kernel(64, 64, 1, np.float32) is None          # not grouped
     assert grouped.grouped_direct_kernel(64, 64, 4, np.float32) is None          # 16 per group
     assert grouped.grouped_direct_kernel(64, 64, 8, np.float32) is grouped.grouped_direct
+    assert grouped.grouped_direct_kernel(64, 32, 4, np.float32) is None          # 4 groups < 8 lanes
+    assert grouped.grouped_direct_kernel(64, 16, 4, np.float64) is grouped.grouped_direct
     assert grouped.grouped_direct_kernel(64, 64, 4, np.float64) is None          # 16 >= 8
     assert grouped.grouped_direct_kernel(32, 32, 32, np.float32) is grouped.depthwise_direct
+
+
+@pytest.mark.parametrize("case", [CASES[1], (1, 5, 7, 9, 6, 3, (3, 3), 2, 1, 1)], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernel_with_fewer_groups_than_lanes(case, dtype, rng):
+    """The groups-as-lanes kernel itself stays correct with a single, mostly empty group block."""
+    x, w, b, expected = _make(case, dtype, rng)
+    y = np.full(expected.shape, np.nan, dtype)
+    grouped.grouped_direct(x, w, b, (0, 0.0), _pair(case[7]), _pads(case), _pair(case[9]), case[5],
+                           y, 2)
+    assert_close(y, expected, dtype)
 
 
 @pytest.mark.parametrize("batch", [0, 1, 3])
