@@ -58,6 +58,7 @@ cdef inline void repack_row(const floating* x, floating* xr, Py_ssize_t W, Py_ss
         src = x + iw * G * cin_g
         dst = xr + iw * GB * cin_g * L
         for gb in range(full):
+            # Literal channel counts for the common cases: constant loops the compiler turns into shuffles.
             if cin_g == 4:
                 repack_block(src + gb * L * cin_g, dst + gb * L * cin_g, 4)
             elif cin_g == 8:

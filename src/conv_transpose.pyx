@@ -1,4 +1,4 @@
-"""Transposed convolution (deconvolution) in NHWC as a gather: each output pixel sums the inputs that reach it.
+"""Transposed convolution (deconvolution) in NHWC as a gather: each output pixel sums the inputs reaching it.
 
 Input pixel (ih, iw) reaches output (oh, ow) through tap (kh, kw) when oh = ih*sh - pt + kh*dh (and the
 same for w), so output row oh takes tap kh only when (oh + pt - kh*dh) is a multiple of sh, from input
