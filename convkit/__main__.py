@@ -1,4 +1,4 @@
-"""Command line: ``python -m convkit bench|config``."""
+"""Command line: ``python -m convkit bench|demo|config``."""
 import argparse
 import sys
 
@@ -6,6 +6,7 @@ import sys
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     commands = {"bench": "compare convkit's algorithms with each other and with PyTorch/NumPy",
+                "demo": "build resnet18 and mobilenet_v2, print their summaries, time a forward pass",
                 "config": "print how convkit was built"}
     if not argv or argv[0] not in commands:
         parser = argparse.ArgumentParser(prog="python -m convkit")
@@ -16,6 +17,9 @@ def main(argv=None):
     if command == "bench":
         from .bench.cli import main as bench_main
         bench_main(rest)
+    elif command == "demo":
+        from .demo import main as demo_main
+        demo_main(rest)
     else:
         import convkit
         convkit.show_config()
