@@ -12,8 +12,11 @@ from .conv import im2col_tile_rows
 ALGORITHMS = ("auto", "direct", "im2col")
 
 #: Bytes of each thread's column buffer in ``algo="direct"``: whole output rows of columns while they
-#: fit (64 pixels of a 3x3x64 layer in float32 is 144 KiB), so the buffer stays in a core's L2.
+#: fit (66 pixels, 64 rounded up to the register tile, of a 3x3x64 float32 layer: 148.5 KiB), so the
+#: buffer stays in a core's L2.
 DIRECT_TILE_BYTES = 192 << 10
+#: ``algo="auto"`` picks im2col when one group's weights are larger than this (see choose_algorithm).
+AUTO_IM2COL_WEIGHT_BYTES = 8 << 20
 _PIXELS = 6  # pixels of the direct kernel's register tile (CK_TILE_PIXELS, src/microkernel.h)
 
 
@@ -85,7 +88,7 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
         m = None
     nt = resolve_num_threads(num_threads)
     if algo == "auto":
-        algo = choose_algorithm(n, (hout, wout), c // groups, cout // groups, (kh, kw))
+        algo = choose_algorithm((kh, kw), cin_g, cout // groups, x.itemsize)
 
     y = np.empty((n, hout, wout, cout), x.dtype)
     if y.size == 0:
@@ -98,10 +101,19 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
     return from_nhwc(y, layout)
 
 
-def choose_algorithm(batch, out_size, cin_per_group, cout_per_group, kernel_size):
-    """The ``algo="auto"`` rule for deform_conv2d."""
-    reduction = kernel_size[0] * kernel_size[1] * cin_per_group
-    return "im2col" if cout_per_group >= 32 and reduction >= 64 else "direct"
+def choose_algorithm(kernel_size, cin_per_group, cout_per_group, itemsize):
+    """The ``algo="auto"`` rule: ``"direct"`` unless one group's weights exceed AUTO_IM2COL_WEIGHT_BYTES.
+
+    The direct kernel multiplies every 6-pixel tile of sampled columns with the whole weight tensor of
+    its group, so it reads the weights once per 6 pixels: fast while they stay in cache, memory-bound
+    once they do not.  BLAS blocks the reduction and reads them once per large panel of rows.  Measured
+    on the 2-core development machine (2 threads, median of interleaved runs): direct was faster or
+    level on every layer with weights up to 4.5 MiB (3x3 64->64 at 64x64: 2.3x; 128->128: 1.2-2.3x;
+    256->256 at 14x14: 1.0-1.5x; 1x1 and few channels: 5-13x, where im2col's per-call costs dominate;
+    32 groups: 5-7x), and im2col from 9 MiB on (3x3 512->512 float32: 1.1-1.6x; 1024->1024: 2.7-4x).
+    """
+    weight_bytes = kernel_size[0] * kernel_size[1] * cin_per_group * cout_per_group * itemsize
+    return "im2col" if weight_bytes > AUTO_IM2COL_WEIGHT_BYTES else "direct"
 
 
 def bilinear_sample(x, points, *, layout="NHWC", num_threads=None):

@@ -25,7 +25,7 @@ CASES = [
     (1, 5, 6, 3, 4, (4, 4), 2, "same", 1, 1, 1),            # SAME, stride 2: asymmetric padding
     (0, 5, 5, 2, 3, (3, 3), 1, 1, 1, 1, 1),                 # empty batch
     (1, 3, 20, 3, 5, (1, 1), 1, 0, 1, 3, 1),                # 1x1, a row of several pixel tiles
-    (1, 6, 6, 8, 40, (3, 3), 1, 1, 1, 2, 1),                # wide enough for auto -> im2col
+    (1, 6, 6, 8, 40, (3, 3), 1, 1, 1, 2, 1),                # three output-channel blocks, one partial
 ]
 
 
@@ -211,6 +211,26 @@ def test_small_tiles(monkeypatch, algo):
     index = 9  # 1x1 over 3 x 20 pixels, 3 offset groups
     assert_close(_call(CASES[index], _inputs(CASES[index], np.float64, True), algo=algo),
                  _expected(index, np.float64, True), np.float64)
+
+
+def test_auto_rule():
+    assert convkit.deform.choose_algorithm((3, 3), 256, 256, 4) == "direct"      # 2.25 MiB of weights
+    assert convkit.deform.choose_algorithm((3, 3), 512, 512, 4) == "im2col"      # 9 MiB
+    assert convkit.deform.choose_algorithm((3, 3), 256, 256, 8) == "direct"      # 4.5 MiB
+    assert convkit.deform.choose_algorithm((3, 3), 512, 512, 8) == "im2col"
+
+
+@pytest.mark.parametrize("threshold, used", [(0, "im2col"), (1 << 30, "direct")])
+def test_auto_runs_the_chosen_algorithm(monkeypatch, threshold, used):
+    monkeypatch.setattr(convkit.deform, "AUTO_IM2COL_WEIGHT_BYTES", threshold)
+    calls = []
+    for name in ("direct", "im2col"):
+        real = getattr(convkit.deform, f"_deform_conv_{name}")
+        monkeypatch.setattr(convkit.deform, f"_deform_conv_{name}",
+                            lambda *a, _real=real, _name=name: (calls.append(_name), _real(*a)))
+    y = _call(CASES[2], _inputs(CASES[2], np.float64, True), algo="auto")
+    assert calls == [used]
+    assert_close(y, _expected(2, np.float64, True), np.float64)
 
 
 @pytest.mark.parametrize("algo", ["direct", "im2col"])

@@ -41,8 +41,8 @@ def deform_case(n, h, w, cin, cout, k, masked):
         mask = rng.uniform(0, 1, (n, h, w, k * k)).astype(config.dtype) if masked else None
         in_nchw = (_nchw(x), _nchw(offset), np.ascontiguousarray(wt.transpose(3, 2, 0, 1)), _nchw(mask))
         ours = (x, offset, wt, mask) if config.layout == "NHWC" else in_nchw
-        auto = choose_algorithm(n, (h, w), cin, cout, (k, k))
         itemsize = np.dtype(config.dtype).itemsize
+        auto = choose_algorithm((k, k), cin, cout, itemsize)
         cands = [Candidate(f"auto={auto}" if algo == "auto" else algo,
                            _deform_call(ours, k, config.layout, algo),
                            workspace_bytes=workspace_bytes(auto if algo == "auto" else algo, x.shape, wt.shape,
