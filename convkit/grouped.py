@@ -33,14 +33,16 @@ def grouped_direct_kernel(in_channels, out_channels, groups, dtype):
     return None
 
 
-def direct_workspace_bytes(x_shape, groups, out_channels, dtype):
-    """Bytes ``conv2d(algo="direct")`` allocates besides the output: the grouped kernel's repacked
-    input (the input zero-padded to whole blocks of groups); 0 for the depthwise kernel."""
+def direct_workspace_bytes(x_shape, kernel_size, dilation, groups, out_channels, num_threads, dtype):
+    """Bytes ``conv2d(algo="direct")`` allocates besides the output: for the grouped kernel, each
+    thread's ring of repacked input rows ((KH-1)*dilation + 1 rows, zero-padded to whole blocks of
+    groups); 0 for the depthwise kernel and the general one."""
     n, h, w, c = x_shape
     if grouped_direct_kernel(c, out_channels, groups, dtype) is not grouped_direct:
         return 0
     lanes = _grouped.lanes(dtype)
-    return n * h * w * -(-groups // lanes) * lanes * (c // groups) * np.dtype(dtype).itemsize
+    row = w * -(-groups // lanes) * lanes * (c // groups) * np.dtype(dtype).itemsize
+    return num_threads * _grouped.ring_rows(kernel_size[0], dilation[0]) * row
 
 
 def depthwise_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt):
@@ -53,6 +55,5 @@ def depthwise_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt):
 
 
 def grouped_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt):
-    _grouped.grouped_nhwc(_grouped.repack_input(x, groups, nt), _grouped.pack_weights(w, groups),
-                          bias, y, groups, w.shape[3] // groups, stride[0], stride[1],
+    _grouped.grouped_nhwc(x, _grouped.pack_weights(w, groups), bias, y, groups, stride[0], stride[1],
                           pads[0], pads[2], dilation[0], dilation[1], *act, nt)

@@ -3,11 +3,13 @@
 A per-group GEMM is tiny there (4 output channels, a reduction of 36), so instead of vectorising within
 a group the kernel puts ``LANES`` groups side by side in a vector (8 float32 or 4 float64) and runs the
 same small convolution on all of them at once (``grouped_tile.h``).  That needs each input channel ci of
-LANES consecutive groups contiguous, so the input is first repacked per pixel from
-(group, ci) to (group block, ci, lane) -- one pass over the input, zero-padding the last group block --
-and the weights to (group block, channel chunk, kh, kw, ci, c, lane), zero-padded to whole chunks of
-``CG_CHANNELS`` output channels per group.  Taps in the padding read a row of zeros.  OpenMP splits the
-(image, output row) pairs across threads; each thread writes only its own rows.
+LANES consecutive groups contiguous, so input rows are repacked per pixel from (group, ci) to
+(group block, ci, lane), zero-padding the last group block: each thread repacks the rows it reads into
+a small ring of its own (the rows one output row reads), so every input row is repacked about once and
+the repacked input is never materialised.  Weights are packed to (group block, channel chunk, kh, kw,
+ci, c, lane), zero-padded to whole chunks of ``CG_CHANNELS`` output channels per group.  Taps in the
+padding read a row of zeros.  OpenMP splits the (image, output row) pairs across threads in contiguous
+runs; each thread writes only its own rows.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -72,22 +74,46 @@ cdef inline void repack_row(const floating* x, floating* xr, Py_ssize_t W, Py_ss
                     dst[(gb * cin_g + ci) * L + l] = src[g * cin_g + ci] if g < G else 0
 
 
+cdef inline void ensure_rows(
+    const floating* x, floating* ring, Py_ssize_t* tags, Py_ssize_t n, Py_ssize_t oh,
+    Py_ssize_t H, Py_ssize_t W, Py_ssize_t G, Py_ssize_t GB, Py_ssize_t cin_g, Py_ssize_t R,
+    Py_ssize_t KH, Py_ssize_t sh, Py_ssize_t pt, Py_ssize_t dh,
+) noexcept nogil:
+    """Repack into the thread's ring of R rows the input rows output row ``oh`` reads, unless there.
+
+    Input row ih of image n lives in slot ih % R, tagged n*H + ih: the rows one output row reads span
+    R = (KH-1)*dh + 1 consecutive rows, so they never share a slot, and as a thread walks down its rows
+    each input row is repacked once (twice at most where two threads' rows meet).
+    """
+    cdef Py_ssize_t L = LANES_F32 if floating is float else LANES_F64
+    cdef Py_ssize_t kh, ih, slot
+    for kh in range(KH):
+        ih = oh * sh - pt + kh * dh
+        if <size_t>ih >= <size_t>H:
+            continue
+        slot = ih % R
+        if tags[slot] != n * H + ih:
+            repack_row(x + (n * H + ih) * W * G * cin_g, ring + slot * W * GB * cin_g * L,
+                       W, G, GB, cin_g)
+            tags[slot] = n * H + ih
+
+
 cdef inline void grouped_row(
-    const floating* xr, const floating* wp, const floating* bias, const floating* zeros,
-    floating* out, const floating** ptrs, Py_ssize_t n, Py_ssize_t oh,
+    const floating* ring, const floating* wp, const floating* bias, const floating* zeros,
+    floating* orow, const floating** ptrs, Py_ssize_t oh,
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t G, Py_ssize_t GB, Py_ssize_t cin_g, Py_ssize_t cout_g,
-    Py_ssize_t nch, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-    Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Hout, Py_ssize_t Wout,
+    Py_ssize_t nch, Py_ssize_t R, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+    Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Wout,
     int act, floating alpha,
 ) noexcept nogil:
-    """Every output channel of output row ``oh`` of image ``n``; ``ptrs`` holds KH*KW*CG_PIXELS pointers."""
+    """Every output channel of output row ``oh`` (written at ``orow``), its input rows repacked in
+    ``ring`` by :func:`ensure_rows`; ``ptrs`` is scratch for KH*KW*CG_PIXELS pointers."""
     cdef Py_ssize_t L = LANES_F32 if floating is float else LANES_F64
     cdef floating acc[CG_PIXELS * CG_CHANNELS * LANES_F32]
     cdef Py_ssize_t S = GB * cin_g * L            # repacked values per pixel
     cdef Py_ssize_t Cout = G * cout_g
     cdef Py_ssize_t wblock = KH * KW * cin_g * CG_CHANNELS * L
     cdef Py_ssize_t t, ow0, npix, kh, kw, ih, iw, r, gb, ch, c0, nc, l, g, c
-    cdef floating* orow = out + (n * Hout + oh) * Wout * Cout
     cdef floating* dst
     for t in range((Wout + CG_PIXELS - 1) // CG_PIXELS):
         ow0 = t * CG_PIXELS
@@ -98,7 +124,7 @@ cdef inline void grouped_row(
                 for r in range(CG_PIXELS):
                     iw = (ow0 + r) * sw - pl + kw * dw
                     if r < npix and <size_t>ih < <size_t>H and <size_t>iw < <size_t>W:
-                        ptrs[(kh * KW + kw) * CG_PIXELS + r] = xr + ((n * H + ih) * W + iw) * S
+                        ptrs[(kh * KW + kw) * CG_PIXELS + r] = ring + ((ih % R) * W + iw) * S
                     else:
                         ptrs[(kh * KW + kw) * CG_PIXELS + r] = zeros
         for gb in range(GB):
@@ -134,59 +160,55 @@ cdef inline void grouped_row(
         activate_span(orow, NULL, orow, Wout * Cout, act, alpha)
 
 
-def repack_input(const floating[:, :, :, ::1] x, Py_ssize_t groups, int num_threads):
-    """(N, H, W, G*cin_g) -> (N, H, W, GB, cin_g, LANES): groups as vector lanes, zero-padded."""
-    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef Py_ssize_t L = LANES_F32 if floating is float else LANES_F64
-    cdef Py_ssize_t cin_g = C // groups, GB = (groups + L - 1) // L
-    cdef Py_ssize_t r
-    xr = np.empty((N, H, W, GB, cin_g, L), dtype=np.float32 if floating is float else np.float64)
-    cdef floating[:, :, :, :, :, ::1] xr_view = xr
-    if xr.size == 0:
-        return xr
-    cdef const floating* xp = &x[0, 0, 0, 0]
-    cdef floating* rp = &xr_view[0, 0, 0, 0, 0, 0]
-    with nogil:
-        for r in prange(N * H, num_threads=num_threads, schedule="static"):
-            repack_row(xp + r * W * C, rp + r * W * GB * cin_g * L, W, groups, GB, cin_g)
-    return xr
+def ring_rows(Py_ssize_t KH, Py_ssize_t dh):
+    """Input rows each thread keeps repacked: the rows one output row reads, (KH-1)*dh + 1."""
+    return (KH - 1) * dh + 1
 
 
-def grouped_nhwc(const floating[:, :, :, :, :, ::1] xr, const floating[:, :, :, :, :, :, ::1] wpacked,
-                 bias, floating[:, :, :, ::1] out, Py_ssize_t groups, Py_ssize_t cout_g,
+def grouped_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :, :, :, ::1] wpacked,
+                 bias, floating[:, :, :, ::1] out, Py_ssize_t groups,
                  Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
                  Py_ssize_t dh, Py_ssize_t dw, int act, double alpha, int num_threads):
-    """out (N, Hout, Wout, G*cout_g) = act(grouped conv(repacked input, packed weights) + bias).
+    """out (N, Hout, Wout, G*cout_g) = act(grouped conv(x (N, H, W, G*cin_g), packed weights) + bias).
 
-    ``xr`` from :func:`repack_input`, ``wpacked`` from :func:`pack_weights`; ``act``/``alpha`` the
-    activation code and parameter from convkit.activations.resolve_activation.
+    ``wpacked`` from :func:`pack_weights`; ``act``/``alpha`` the activation code and parameter from
+    convkit.activations.resolve_activation.  Each thread repacks the input rows it reads into its own
+    ring of :func:`ring_rows` rows (groups as lanes), so the repacked input is never materialised.
     """
-    cdef Py_ssize_t N = xr.shape[0], H = xr.shape[1], W = xr.shape[2], GB = xr.shape[3]
-    cdef Py_ssize_t cin_g = xr.shape[4], nch = wpacked.shape[1]
-    cdef Py_ssize_t KH = wpacked.shape[2], KW = wpacked.shape[3]
-    cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2]
-    cdef Py_ssize_t r
-    if out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] == 0:
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t GB = wpacked.shape[0], nch = wpacked.shape[1]
+    cdef Py_ssize_t KH = wpacked.shape[2], KW = wpacked.shape[3], cin_g = wpacked.shape[4]
+    cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], Cout = out.shape[3]
+    cdef Py_ssize_t L = LANES_F32 if floating is float else LANES_F64
+    cdef Py_ssize_t R = ring_rows(KH, dh), S = GB * cin_g * L
+    cdef Py_ssize_t r, tid
+    if N * Hout * Wout * Cout == 0:
         return
-    cdef floating[::1] zeros = np.zeros(max(xr.shape[3] * xr.shape[4] * xr.shape[5], 1),
-                                        dtype=np.float32 if floating is float else np.float64)
-    # Per-thread scratch for a tile's KH*KW*CG_PIXELS input pointers (pointer-sized integers).
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] zeros = np.zeros(S, dtype=dtype)
+    # Per thread: the ring of repacked rows, their tags (-1: empty), and scratch for a tile's
+    # KH*KW*CG_PIXELS input pointers (as pointer-sized integers).
     cdef Py_ssize_t nptr = KH * KW * CG_PIXELS
-    cdef Py_ssize_t[:, ::1] scratch = np.empty((num_threads, nptr), dtype=np.intp)
+    cdef floating[:, ::1] ring = np.empty((num_threads, max(R * W * S, 1)), dtype=dtype)
+    cdef Py_ssize_t[:, ::1] tags = np.full((num_threads, R), -1, dtype=np.intp)
+    cdef Py_ssize_t[:, ::1] ptrs = np.empty((num_threads, nptr), dtype=np.intp)
     cdef const floating[::1] bias_view
     cdef const floating* bp = NULL
     if bias is not None:
         bias_view = bias
         bp = &bias_view[0]
-    cdef const floating* xp = &xr[0, 0, 0, 0, 0, 0] if xr.size > 0 else &zeros[0]
+    cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
     cdef const floating* wp = &wpacked[0, 0, 0, 0, 0, 0, 0]
-    cdef Py_ssize_t* sp = &scratch[0, 0]
+    cdef floating* op = &out[0, 0, 0, 0]
     with nogil:
         for r in prange(N * Hout, num_threads=num_threads, schedule="static"):
-            grouped_row(xp, wp, bp, &zeros[0], &out[0, 0, 0, 0],
-                        <const floating**>(sp + omp_get_thread_num() * nptr), r // Hout, r % Hout,
-                        H, W, groups, GB, cin_g, cout_g, nch, KH, KW, sh, sw, pt, pl, dh, dw,
-                        Hout, Wout, act, <floating>alpha)
+            tid = omp_get_thread_num()
+            ensure_rows(xp, &ring[tid, 0], &tags[tid, 0], r // Hout, r % Hout,
+                        H, W, groups, GB, cin_g, R, KH, sh, pt, dh)
+            grouped_row(&ring[tid, 0], wp, bp, &zeros[0], op + r * Wout * Cout,
+                        <const floating**>&ptrs[tid, 0], r % Hout, H, W, groups, GB, cin_g,
+                        Cout // groups, nch, R, KH, KW, sh, sw, pt, pl, dh, dw, Wout,
+                        act, <floating>alpha)
 
 
 def pack_weights(w, Py_ssize_t groups):

@@ -4,7 +4,6 @@ import pytest
 
 import convkit
 from convkit import grouped
-from convkit._kernels import conv_grouped
 from helpers import assert_close, nchw, oihw
 from reference import conv2d_ref
 from reference_units import activation_ref
@@ -104,7 +103,7 @@ def test_kernel_with_fewer_groups_than_lanes(case, dtype, rng):
 
 @pytest.mark.parametrize("batch", [0, 1, 3])
 def test_batch_sizes(batch, rng):
-    case = (batch, 6, 5, 16, 16, 4, (3, 3), 1, 1, 1)
+    case = (batch, 6, 5, 16, 16, 8, (3, 3), 1, 1, 1)
     x, w, b, expected = _make(case, np.float32, rng)
     y = _conv(x, w, b, case, algo="direct")
     assert y.shape == (batch, 6, 5, 16)
@@ -118,13 +117,12 @@ def test_without_bias(case, dtype, rng):
     assert_close(_conv(x, w, None, case, algo="direct"), expected, dtype)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_workspace_is_the_repacked_input(dtype):
-    groups, cin_g = 10, 3
-    x = np.zeros((2, 3, 4, groups * cin_g), dtype)
-    xr = conv_grouped.repack_input(x, groups, 1)
-    assert grouped.direct_workspace_bytes(x.shape, groups, 20, dtype) == xr.nbytes
-    assert grouped.direct_workspace_bytes(x.shape, 30, 30, dtype) == 0       # depthwise: none
+@pytest.mark.parametrize("dtype, expected", [(np.float32, 7680), (np.float64, 11520)])
+def test_workspace_is_one_ring_of_rows_per_thread(dtype, expected):
+    """2 threads x (3-1)*2 + 1 = 5 rows x 4 pixels x 10 groups padded to 16 (float32, 8 lanes) or 12
+    (float64, 4 lanes) x 3 channels per group."""
+    assert grouped.direct_workspace_bytes((2, 3, 4, 30), (3, 3), (2, 2), 10, 20, 2, dtype) == expected
+    assert grouped.direct_workspace_bytes((2, 3, 4, 30), (3, 3), (2, 2), 30, 30, 2, dtype) == 0
 
 
 @pytest.mark.parametrize("activation", ["relu", ("elu", 0.5), "tanh"])
@@ -135,27 +133,13 @@ def test_fused_activation(activation, rng):
     assert_close(y, activation_ref(expected, name, param), np.float64)
 
 
-@pytest.mark.parametrize("num_threads", [1, 2, 3])
-def test_thread_counts_agree(num_threads, rng):
-    x, w, b, expected = _make(CASES[4], np.float64, rng)
-    assert_close(_conv(x, w, b, CASES[4], algo="direct", num_threads=num_threads), expected,
-                 np.float64)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_repack_puts_groups_in_lanes(dtype, rng):
-    """repack_input: [n, h, w, gb, ci, lane] = x[n, h, w, (gb*LANES + lane)*cin_g + ci], zero past G."""
-    groups, cin_g = 10, 3
-    x = rng.standard_normal((2, 3, 4, groups * cin_g)).astype(dtype)
-    lanes = conv_grouped.lanes(dtype)
-    blocks = -(-groups // lanes)
-    xr = conv_grouped.repack_input(x, groups, 2)
-    assert xr.shape == (2, 3, 4, blocks, cin_g, lanes)
-    for gb in range(blocks):
-        for lane in range(lanes):
-            g = gb * lanes + lane
-            expected = x[..., g * cin_g:(g + 1) * cin_g] if g < groups else 0
-            np.testing.assert_array_equal(xr[:, :, :, gb, :, lane], expected)
+@pytest.mark.parametrize("num_threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_thread_counts_agree(num_threads, stride, rng):
+    """Threads' runs of rows start mid-image and cross images: each thread's ring must follow."""
+    case = (3, 7, 6, 24, 48, 12, (3, 3), stride, 1, 1)
+    x, w, b, expected = _make(case, np.float64, rng)
+    assert_close(_conv(x, w, b, case, algo="direct", num_threads=num_threads), expected, np.float64)
 
 
 def test_groups_not_dividing_rejected():

@@ -29,7 +29,7 @@ QUICK = {"dw 3x3 112x112x32 b1", "grouped 3x3 56x56x128 g32 b1", "4x4/2 32x32x12
 
 
 def grouped_case(section, name, n, h, w, cin, cout, k, stride, padding, dilation, groups):
-    """conv2d's layer case, with the direct kernel's repacking workspace (grouped kernel) filled in."""
+    """conv2d's layer case, with the direct kernel's workspace (the grouped kernel's rings) filled in."""
     case = layer_case(name, n, h, w, cin, cout, k, stride, padding, dilation, groups, section=section)
     make_conv = case.make
 
@@ -37,7 +37,8 @@ def grouped_case(section, name, n, h, w, cin, cout, k, stride, padding, dilation
         cands = make_conv(config)
         for cand in cands:
             if cand.label in ("direct", "auto=direct"):
-                cand.workspace_bytes = direct_workspace_bytes((n, h, w, cin), groups, cout, config.dtype)
+                cand.workspace_bytes = direct_workspace_bytes((n, h, w, cin), (k, k), (dilation, dilation),
+                                                              groups, cout, config.threads, config.dtype)
         return cands
 
     case.make = make
