@@ -7,7 +7,8 @@
 #   scripts/sanitize.sh tests/test_fuzz.py -k conv2d     # any pytest arguments instead
 #
 # Environment: PYTHON (interpreter for the venv, default python3), CONVKIT_SANITIZE_DIR (work directory,
-# default a new temporary one, removed afterwards), CONVKIT_FUZZ (hypothesis profile, default "ci").
+# default a new temporary one, removed afterwards), CONVKIT_FUZZ (hypothesis profile, default "sanitize":
+# tests/conftest.py).
 # CPython is not instrumented, so libasan is LD_PRELOADed, and leak detection is off (the interpreter
 # keeps memory alive at exit by design).  PYTHONMALLOC=malloc routes Python's small objects through
 # malloc too, so ASan sees every allocation.
@@ -59,7 +60,7 @@ run_sanitized() {   # run_sanitized LOG_PREFIX COMMAND...: in the tree, under bo
         LD_PRELOAD="$LIBASAN" PYTHONMALLOC=malloc PYTHONPATH="$WORK/tree" \
         ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1:log_path=$log" \
         UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$log" \
-        CONVKIT_FUZZ="${CONVKIT_FUZZ:-ci}" "$@")
+        CONVKIT_FUZZ="${CONVKIT_FUZZ:-sanitize}" "$@")
 }
 
 # Canary: a kernel called directly with a column buffer one row short must be reported, or the
