@@ -54,6 +54,16 @@ def as_float_array(array, name, dtype=None):
     return np.ascontiguousarray(array)
 
 
+def as_bias(bias, length, dtype):
+    """``bias`` (None, or ``length`` values of ``dtype``) as a C-contiguous array, or None."""
+    if bias is None:
+        return None
+    bias = as_float_array(bias, "bias", dtype)
+    if bias.shape != (length,):
+        raise ValueError(f"expected bias to have shape ({length},), got {bias.shape}")
+    return bias
+
+
 def check_ndim(array, ndim, name, meaning):
     if array.ndim != ndim:
         raise ValueError(f"expected {name} to be {ndim}-D {meaning}, got shape {array.shape}")

@@ -8,8 +8,8 @@ from .activations import resolve_activation
 from .grouped import grouped_direct_kernel
 from ._layout import conv_weight_to_hwio, from_nhwc, layout_shape, to_nhwc
 from ._threads import resolve_num_threads
-from ._validation import (as_float_array, check_choice, check_layout, check_ndim, check_out,
-                          conv_geometry, int_arg)
+from ._validation import (as_bias, as_float_array, check_choice, check_layout, check_ndim,
+                          check_out, conv_geometry, int_arg)
 
 ALGORITHMS = ("auto", "direct", "im2col")
 
@@ -67,10 +67,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
     if cin_g != c // groups:
         raise ValueError(f"expected weight to have {c // groups} input channels per group "
                          f"(input channels {c} / groups {groups}), got {cin_g}")
-    if bias is not None:
-        bias = as_float_array(bias, "bias", x.dtype)
-        if bias.shape != (cout,):
-            raise ValueError(f"expected bias to have shape ({cout},), got {bias.shape}")
+    bias = as_bias(bias, cout, x.dtype)
     stride, dilation, pads, (hout, wout) = conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
     nt = resolve_num_threads(num_threads)
     if out is not None:

@@ -15,7 +15,8 @@ from ._kernels import conv_transpose as _direct
 from ._kernels import im2col as _im2col
 from ._layout import from_nhwc, to_nhwc
 from ._threads import resolve_num_threads
-from ._validation import as_float_array, check_choice, check_layout, check_ndim, int_arg, pair
+from ._validation import (as_bias, as_float_array, check_choice, check_layout, check_ndim,
+                          int_arg, pair)
 
 ALGORITHMS = ("auto", "col2im", "direct")
 
@@ -75,10 +76,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         raise ValueError(f"expected weight to have {cin} input channels (the input's), got {w_cin} "
                          f"(weight shape {weight.shape})")
     cout = cout_g * groups
-    if bias is not None:
-        bias = as_float_array(bias, "bias", x.dtype)
-        if bias.shape != (cout,):
-            raise ValueError(f"expected bias to have shape ({cout},), got {bias.shape}")
+    bias = as_bias(bias, cout, x.dtype)
     hout, wout = (transposed_output_size(size, k, s, p, op, d) for size, k, s, p, op, d in
                   zip((h, wid), (kh, kw), stride, padding, output_padding, dilation))
     if hout <= 0 or wout <= 0:

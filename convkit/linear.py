@@ -5,7 +5,7 @@ import numpy as np
 
 from ._kernels import elementwise as _ew
 from ._threads import resolve_num_threads
-from ._validation import as_float_array, check_ndim
+from ._validation import as_bias, as_float_array, check_ndim
 from .activations import resolve_activation
 
 
@@ -33,10 +33,7 @@ def linear(x, weight, bias=None, *, activation=None, num_threads=None):
     if x.shape[-1] != in_features:
         raise ValueError(f"expected x to have {in_features} features in its last dimension "
                          f"(weight {weight.shape}), got shape {x.shape}")
-    if bias is not None:
-        bias = as_float_array(bias, "bias", x.dtype)
-        if bias.shape != (out_features,):
-            raise ValueError(f"expected bias to have shape ({out_features},), got {bias.shape}")
+    bias = as_bias(bias, out_features, x.dtype)
     code, alpha = resolve_activation(activation)
     nt = resolve_num_threads(num_threads)
     y = np.matmul(x.reshape(math.prod(x.shape[:-1]), in_features), weight.T)  # (-1 fails on size 0)

@@ -3,6 +3,7 @@ import numpy as np
 
 import convkit
 from convkit.conv import choose_algorithm, im2col_workspace_bytes
+from convkit.grouped import direct_workspace_bytes
 from convkit._validation import conv_geometry
 
 from .core import Candidate, Case
@@ -37,7 +38,8 @@ def layer_case(name, n, h, w, cin, cout, k, stride, padding, dilation, groups, s
         itemsize = np.dtype(config.dtype).itemsize
         auto = choose_algorithm((k, k), (sh, sw), pads, groups, (hout, wout))
         workspace = {
-            "direct": 0,
+            "direct": direct_workspace_bytes((n, h, w, cin), (k, k), (dh, dw), groups, cout,
+                                             config.threads, config.dtype),
             "im2col": im2col_workspace_bytes((n, h, w, cin), w_hwio.shape, (sh, sw), pads, (dh, dw),
                                              groups, (hout, wout), itemsize),
         }
