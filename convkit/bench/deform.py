@@ -7,6 +7,10 @@ corner reads and four multiply-adds per sampled value, N*Hout*Wout*KH*KW*Cin val
 
 Peers: ``torchvision`` (NCHW, its CPU kernel) when importable, and ``conv2d``, convkit's own regular
 convolution of the same shape with ``algo="auto"``: "Nx vs conv2d" is what deforming costs on top of it.
+
+``auto`` is timed right after ``direct`` and before ``im2col``: a call that follows a BLAS GEMM runs while
+OpenBLAS's threads still spin-wait, which slowed the OpenMP kernels behind it by up to 1.8x in the
+interleaved rounds on the 2-core machine.
 """
 import numpy as np
 
@@ -47,7 +51,7 @@ def deform_case(n, h, w, cin, cout, k, masked):
                            _deform_call(ours, k, config.layout, algo),
                            workspace_bytes=workspace_bytes(auto if algo == "auto" else algo, x.shape, wt.shape,
                                                            (h, w), itemsize, config.threads))
-                 for algo in ("direct", "im2col", "auto")]
+                 for algo in ("direct", "auto", "im2col")]
         cands.append(Candidate("conv2d", lambda: convkit.conv2d(ours[0], ours[2], None, 1, k // 2,
                                                                  layout=config.layout), ours=False))
         tv = torchvision_module()
