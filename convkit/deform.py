@@ -123,6 +123,7 @@ def bilinear_sample(x, points, *, layout="NHWC", num_threads=None):
     (y, x) pixel coordinates (pixel centres at integers).  Returns ``(N, P, C)`` in both layouts.
     torchvision's rules: a point samples zero unless ``-1 < y < H`` and ``-1 < x < W`` (so NaN and
     infinite points sample zero); each of its four neighbouring pixels outside the image counts as zero.
+    ``num_threads`` (OpenMP threads over the points) as everywhere in convkit.
     """
     check_layout(layout)
     x = as_float_array(x, "x")
