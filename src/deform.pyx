@@ -56,7 +56,7 @@ def deform_im2col_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     if mask is not None:
         mask_view = mask
         mp = &mask_view[0, 0, 0, 0]
-    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* xp = &x[0, 0, 0, 0] if H * W > 0 else &zeros[0]   # an empty image samples zero
     cdef const floating* op = &offset[0, 0, 0, 0]
     cdef floating* cp = &cols[0, 0]
     with nogil:

@@ -382,3 +382,12 @@ def test_bilinear_sample_matches_torchvision(dtype):
     points = np.stack([oy + offset[:, 0], ox + offset[:, 1]], axis=-1).reshape(n, h * w, 2).astype(dtype)
     got = convkit.bilinear_sample(x, points)
     assert_close(got, expected.transpose(0, 2, 3, 1).reshape(n, h * w, c), dtype)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_empty_image_with_padding_samples_zero(algo):
+    """H = 0 with padding still has outputs; every sample is outside the image, so y = bias."""
+    x = np.zeros((1, 0, 3, 2))
+    y = convkit.deform_conv2d(x, np.full((1, 2, 5, 2), 0.5), np.ones((1, 1, 2, 3)), np.arange(3.0), padding=1,
+                              algo=algo)
+    np.testing.assert_array_equal(y, np.broadcast_to(np.arange(3.0), (1, 2, 5, 3)))
