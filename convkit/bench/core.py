@@ -3,8 +3,8 @@
 A suite module (listed in SUITES) defines ``cases(config) -> list[Case]``.  Each Case names its work
 (``flops`` for compute-bound kernels, ``bytes`` for memory-bound ones) and a ``make(config)`` that builds
 the inputs and returns the Candidates to time: convkit's algorithms (``ours=True``) and peers such as
-PyTorch or plain NumPy (``ours=False``).  A case's candidates are timed together: warm-up calls, then
-rounds of one call each, and the median per candidate.
+PyTorch or plain NumPy (``ours=False``).  Each candidate is timed the same way, one after the other:
+warm-up (``WARMUP_SECONDS``), then the median of repeated calls.
 """
 import dataclasses
 import importlib
@@ -68,33 +68,31 @@ class Result:
 
 
 def _repeats(quick):
-    """(minimum calls, minimum seconds, warm-up calls) per candidate."""
-    return (3, 0.2, 1) if quick else (7, 1.0, 2)
+    """(minimum calls, minimum seconds) per candidate."""
+    return (3, 0.2) if quick else (7, 1.0)
+
+
+#: Warm-up time per candidate.  Besides caches, it lets the thread pools of the candidate timed before
+#: go idle: OpenBLAS's workers spin for about 0.1 s after a GEMM and libgomp's briefly after a parallel
+#: region, and a candidate timed in their wake (as when candidates are interleaved call by call) was
+#: measured up to 2x slower on 2 cores.
+WARMUP_SECONDS = 0.25
 
 
 def time_call(fn, quick=False):
-    """Median seconds of ``fn()`` after warm-up; repeats until enough calls and enough time."""
-    return time_interleaved([fn], quick)[0]
-
-
-def time_interleaved(fns, quick=False):
-    """[(median seconds, calls)] for each of ``fns``, timed in rounds (one call of each per round).
-
-    Interleaving spreads the machine's noise over all candidates alike, so their ratios stay fair.
-    """
-    min_rounds, min_seconds, warmup = _repeats(quick)
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    times = [[] for _ in fns]
+    """(median seconds, calls) of ``fn()``: warm-up, then repeats until enough calls and enough time."""
+    min_calls, min_seconds = _repeats(quick)
     start = time.perf_counter()
-    while len(times[0]) < min_rounds or (time.perf_counter() - start < min_seconds * len(fns)
-                                         and len(times[0]) < 200):
-        for fn, samples in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - t0)
-    return [(statistics.median(samples), len(samples)) for samples in times]
+    fn()
+    while time.perf_counter() - start < WARMUP_SECONDS:
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_calls or (time.perf_counter() - start < min_seconds and len(times) < 200):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), len(times)
 
 
 def measure_sgemm(dtype, quick=False):
@@ -129,9 +127,8 @@ def run_cases(cases, config, progress=True):
     for i, case in enumerate(cases):
         if progress:
             _progress(i, total, f"{case.section}: {case.name}")
-        cands = case.make(config)
-        timings = time_interleaved([c.fn for c in cands], config.quick)
-        for cand, (seconds, repeats) in zip(cands, timings):
+        for cand in case.make(config):
+            seconds, repeats = time_call(cand.fn, config.quick)
             results.append(Result(
                 case.section, case.name, cand.label, cand.ours, seconds * 1e3,
                 case.flops / seconds / 1e9 if case.flops else None,
