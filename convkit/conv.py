@@ -1,6 +1,7 @@
 """conv2d: direct and im2col + GEMM, over NHWC or NCHW, with groups, dilation and asymmetric padding."""
 import numpy as np
 
+from ._blas import single_threaded_blas
 from ._kernels import conv_direct as _direct
 from ._kernels import elementwise as _epilogue
 from ._kernels import im2col as _im2col
@@ -79,7 +80,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
     if algo == "direct":
         _conv_direct(xh, w, bias, act, stride, pads, dilation, groups, y, nt)
     else:
-        _conv_im2col(xh, w, bias, act, stride, pads, dilation, groups, y, nt)
+        with single_threaded_blas():  # see convkit._blas
+            _conv_im2col(xh, w, bias, act, stride, pads, dilation, groups, y, nt)
     if layout == "NHWC":
         return y
     if out is None:
@@ -89,19 +91,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
 
 
 def choose_algorithm(kernel_size, stride, pads, groups, out_size):
-    """The ``algo="auto"`` rule, from ``python -m convkit bench`` on a 2-core AVX2 machine.
+    """The ``algo="auto"`` rule, from ``python -m convkit bench`` on the 2-core AVX2 machine.
 
-    * A 1x1, stride-1, unpadded convolution is a GEMM as it stands (no im2col): ``"im2col"``.
-    * Small output maps (at most 256 pixels, e.g. ResNet's 14x14 and 7x7 stages): ``"im2col"``.  The
-      direct kernel re-reads each weight block for every run of at most 96 output pixels, so with few
-      pixels and wide channels it streams weights, while BLAS blocks the whole GEMM (1.2-2.5x faster
-      on 3x3 layers of 256-512 channels at 14x14 and 7x7).
-    * Everything else, grouped and depthwise included: ``"direct"`` (equal or up to 2x faster on
-      56x56 and larger maps, the 7x7 stem and dilated layers, and no workspace).
+    * Small output maps (at most 256 pixels: ResNet's 14x14 and 7x7 stages), ungrouped: ``"im2col"``.
+      The direct kernel reads each weight block once per run of at most 96 output pixels, so with few
+      pixels and wide channels it streams weights, while the GEMM blocks them (measured 1.3x faster at
+      14x14x256 and 2.2x at 7x7x512, 3x3, batch 1, 2 threads).
+    * Everything else, 1x1, grouped and depthwise included: ``"direct"``, on par with PyTorch's oneDNN
+      and 2-3x faster than im2col at 2 threads, whose GEMM runs on one thread (see convkit._blas), with
+      no workspace.
     """
-    if _is_pointwise(kernel_size, stride, pads) and groups == 1:
-        return "im2col"
-    if out_size[0] * out_size[1] <= 256 and groups == 1:
+    if groups == 1 and out_size[0] * out_size[1] <= 256:
         return "im2col"
     return "direct"
 

@@ -11,6 +11,7 @@ Input pixel (ih, iw) of channel ci scatters ``x * w[kh, kw, co, ci]`` to output 
 """
 import numpy as np
 
+from ._blas import single_threaded_blas
 from ._kernels import conv_transpose as _direct
 from ._kernels import im2col as _im2col
 from ._layout import from_nhwc, to_nhwc
@@ -93,7 +94,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
                                       stride[0], stride[1], padding[0], padding[1],
                                       dilation[0], dilation[1], nt)
     else:
-        _conv_transpose_col2im(xh, w, bias, stride, padding, dilation, groups, y, nt)
+        with single_threaded_blas():  # see convkit._blas
+            _conv_transpose_col2im(xh, w, bias, stride, padding, dilation, groups, y, nt)
     return from_nhwc(y, layout)
 
 

@@ -1,12 +1,14 @@
 """Deformable convolution (DCNv1 and modulated DCNv2) and bilinear sampling, torchvision's semantics."""
 import numpy as np
 
+from ._blas import single_threaded_blas
 from ._kernels import conv_direct as _direct
 from ._kernels import deform as _deform
 from ._kernels import deform_direct as _deform_direct
 from ._layout import conv_weight_to_hwio, from_nhwc, to_nhwc
 from ._threads import resolve_num_threads
-from ._validation import as_float_array, check_choice, check_layout, check_ndim, conv_geometry
+from ._validation import (as_bias, as_float_array, check_choice, check_layout, check_ndim,
+                          conv_geometry)
 from .conv import im2col_tile_rows
 
 ALGORITHMS = ("auto", "direct", "im2col")
@@ -71,10 +73,7 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
     if cout % groups:
         raise ValueError(f"expected the weight groups ({groups} = input channels {c} / weight's {cin_g} "
                          f"input channels per group) to divide the output channels {cout}")
-    if bias is not None:
-        bias = as_float_array(bias, "bias", x.dtype)
-        if bias.shape != (cout,):
-            raise ValueError(f"expected bias to have shape ({cout},), got {bias.shape}")
+    bias = as_bias(bias, cout, x.dtype)
     stride, dilation, pads, (hout, wout) = conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
     off = to_nhwc(offset, layout)
     g_off = _offset_groups(off.shape, offset.shape, (n, hout, wout), (kh, kw), c, layout)
@@ -97,7 +96,8 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
     if algo == "direct":
         _deform_conv_direct(xh, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt)
     else:
-        _deform_conv_im2col(xh, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt)
+        with single_threaded_blas():  # see convkit._blas
+            _deform_conv_im2col(xh, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt)
     return from_nhwc(y, layout)
 
 

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from ._blas import single_threaded_blas
 from ._kernels import elementwise as _ew
 from ._threads import resolve_num_threads
 from ._validation import as_bias, as_float_array, check_ndim
@@ -36,6 +37,7 @@ def linear(x, weight, bias=None, *, activation=None, num_threads=None):
     bias = as_bias(bias, out_features, x.dtype)
     code, alpha = resolve_activation(activation)
     nt = resolve_num_threads(num_threads)
-    y = np.matmul(x.reshape(math.prod(x.shape[:-1]), in_features), weight.T)  # (-1 fails on size 0)
+    with single_threaded_blas():  # see convkit._blas
+        y = np.matmul(x.reshape(math.prod(x.shape[:-1]), in_features), weight.T)  # (-1 fails on size 0)
     _ew.bias_activation_inplace(y, bias, code, alpha, nt)
     return y.reshape(x.shape[:-1] + (out_features,))

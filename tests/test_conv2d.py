@@ -160,8 +160,8 @@ def test_set_num_threads_round_trip():
 
 def test_auto_rule():
     no_pad = (0, 0, 0, 0)
-    assert choose_algorithm((1, 1), (1, 1), no_pad, 1, (56, 56)) == "im2col"        # a plain GEMM
-    assert choose_algorithm((1, 1), (2, 2), no_pad, 1, (28, 28)) == "direct"
+    assert choose_algorithm((1, 1), (1, 1), no_pad, 1, (56, 56)) == "direct"
+    assert choose_algorithm((1, 1), (1, 1), no_pad, 1, (14, 14)) == "im2col"
     assert choose_algorithm((3, 3), (1, 1), (1, 1, 1, 1), 1, (7, 7)) == "im2col"     # small map
     assert choose_algorithm((3, 3), (1, 1), (1, 1, 1, 1), 1, (56, 56)) == "direct"
     assert choose_algorithm((7, 7), (2, 2), (3, 3, 3, 3), 1, (112, 112)) == "direct"  # stem
