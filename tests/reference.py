@@ -5,6 +5,25 @@ Everything here works in NHWC with HWIO weights; tests transpose for NCHW.
 import numpy as np
 
 
+def pair(v):
+    """An int or an (h, w) pair as a tuple."""
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def pads_of(padding, size, kernel, stride, dilation):
+    """(top, bottom, left, right) from the spec: "same" = TensorFlow's SAME (odd pixel bottom/right)."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        pads = []
+        for n, k, s, d in zip(size, pair(kernel), pair(stride), pair(dilation)):
+            total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    p = pair(padding)
+    return (p[0], p[0], p[1], p[1])
+
+
 def pad_nhwc(x, top, bottom, left, right):
     return np.pad(np.asarray(x, np.float64), ((0, 0), (top, bottom), (left, right), (0, 0)))
 

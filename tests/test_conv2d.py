@@ -5,7 +5,7 @@ import pytest
 import convkit
 from convkit.conv import choose_algorithm
 from helpers import assert_close, nchw, oihw
-from reference import conv2d_ref
+from reference import conv2d_ref, pads_of, pair
 from reference_units import activation_ref
 
 ALGOS = ["direct", "im2col", "auto"]
@@ -37,19 +37,7 @@ CASES = [
 
 def _pads(case):
     n, h, w, cin, cout, k, stride, padding, dilation, groups = case
-    s = (stride, stride) if isinstance(stride, int) else stride
-    d = (dilation, dilation) if isinstance(dilation, int) else dilation
-    if padding == "valid":
-        return (0, 0, 0, 0)
-    if padding == "same":
-        pads = []
-        for size, kk, ss, dd in zip((h, w), k, s, d):
-            out = -(-size // ss)
-            total = max((out - 1) * ss + dd * (kk - 1) + 1 - size, 0)
-            pads += [total // 2, total - total // 2]
-        return tuple(pads)
-    p = (padding, padding) if isinstance(padding, int) else padding
-    return (p[0], p[0], p[1], p[1])
+    return pads_of(padding, (h, w), k, stride, dilation)
 
 
 def _make(case, dtype, rng, bias=True):
@@ -57,9 +45,7 @@ def _make(case, dtype, rng, bias=True):
     x = rng.standard_normal((n, h, w, cin)).astype(dtype)
     wt = rng.standard_normal((k[0], k[1], cin // groups, cout)).astype(dtype)
     b = rng.standard_normal(cout).astype(dtype) if bias else None
-    s = (stride, stride) if isinstance(stride, int) else stride
-    d = (dilation, dilation) if isinstance(dilation, int) else dilation
-    expected = conv2d_ref(x, wt, b, s, _pads(case), d, groups)
+    expected = conv2d_ref(x, wt, b, pair(stride), _pads(case), pair(dilation), groups)
     return x, wt, b, expected
 
 

@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 import convkit
 from helpers import assert_close, nchw, oihw
+from reference import pads_of, pair
 from reference_deform import bilinear_sample_ref, deform_conv2d_ref
 
 ALGOS = ["direct", "im2col", "auto"]
@@ -29,22 +30,11 @@ CASES = [
 ]
 
 
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
 def _geometry(case):
     """(stride, dilation, pads (top, bottom, left, right), (Hout, Wout)) of a case, from the formulas."""
     n, h, w, cin, cout, k, stride, padding, dilation, g_off, groups = case
-    s, d = _pair(stride), _pair(dilation)
-    if padding == "same":
-        pads = []
-        for size, kk, ss, dd in zip((h, w), k, s, d):
-            total = max((-(-size // ss) - 1) * ss + dd * (kk - 1) + 1 - size, 0)
-            pads += [total // 2, total - total // 2]
-    else:
-        p = _pair(padding)
-        pads = [p[0], p[0], p[1], p[1]]
+    s, d = pair(stride), pair(dilation)
+    pads = pads_of(padding, (h, w), k, stride, dilation)
     out = tuple((size + pads[2 * a] + pads[2 * a + 1] - d[a] * (k[a] - 1) - 1) // s[a] + 1
                 for a, size in enumerate((h, w)))
     return s, d, tuple(pads), out

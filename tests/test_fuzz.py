@@ -22,7 +22,7 @@ from hypothesis import given, settings, strategies as st
 
 import convkit
 from helpers import nchw, oihw
-from reference import conv2d_ref, im2col_ref, output_size
+from reference import conv2d_ref, im2col_ref, output_size, pads_of, pair
 from reference_deform import bilinear_sample_ref, deform_conv2d_ref
 from reference_transpose import conv_transpose2d_ref
 from reference_units import (activation_ref, avg_pool_ref, batch_norm_ref, batch_stats_ref,
@@ -67,24 +67,6 @@ def arrays(draw, shape, dtype, special=True, nonfinite=False, exponent=None):
             a[kind == 4] = np.inf
             a[kind == 5] = -np.inf
     return a.astype(dtype)
-
-
-def pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def pads_of(padding, size, kernel, stride, dilation):
-    """(top, bottom, left, right) from the spec: "same" = TensorFlow's SAME (odd pixel bottom/right)."""
-    if padding == "valid":
-        return (0, 0, 0, 0)
-    if padding == "same":
-        pads = []
-        for n, k, s, d in zip(size, kernel, stride, dilation):
-            total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
-            pads += [total // 2, total - total // 2]
-        return tuple(pads)
-    p = pair(padding)
-    return (p[0], p[0], p[1], p[1])
 
 
 @st.composite

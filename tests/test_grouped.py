@@ -5,7 +5,7 @@ import pytest
 import convkit
 from convkit import grouped
 from helpers import assert_close, nchw, oihw
-from reference import conv2d_ref
+from reference import conv2d_ref, pads_of, pair
 from reference_units import activation_ref
 
 ALGOS = ["direct", "auto", "im2col"]
@@ -27,21 +27,9 @@ CASES = [
 ]
 
 
-def _pair(v):
-    return (v, v) if isinstance(v, int) else v
-
-
 def _pads(case):
     n, h, w, cin, cout, groups, k, stride, padding, dilation = case
-    s, d = _pair(stride), _pair(dilation)
-    if padding == "same":
-        pads = []
-        for size, kk, ss, dd in zip((h, w), k, s, d):
-            total = max((-(-size // ss) - 1) * ss + dd * (kk - 1) + 1 - size, 0)
-            pads += [total // 2, total - total // 2]
-        return tuple(pads)
-    p = _pair(padding)
-    return (p[0], p[0], p[1], p[1])
+    return pads_of(padding, (h, w), k, stride, dilation)
 
 
 def _make(case, dtype, rng, bias=True):
@@ -49,7 +37,7 @@ def _make(case, dtype, rng, bias=True):
     x = rng.standard_normal((n, h, w, cin)).astype(dtype)
     wt = rng.standard_normal((k[0], k[1], cin // groups, cout)).astype(dtype)
     b = rng.standard_normal(cout).astype(dtype) if bias else None
-    expected = conv2d_ref(x, wt, b, _pair(stride), _pads(case), _pair(dilation), groups)
+    expected = conv2d_ref(x, wt, b, pair(stride), _pads(case), pair(dilation), groups)
     return x, wt, b, expected
 
 
@@ -96,7 +84,7 @@ def test_kernel_with_fewer_groups_than_lanes(case, dtype, rng):
     """The groups-as-lanes kernel itself stays correct with a single, mostly empty group block."""
     x, w, b, expected = _make(case, dtype, rng)
     y = np.full(expected.shape, np.nan, dtype)
-    grouped.grouped_direct(x, w, b, (0, 0.0), _pair(case[7]), _pads(case), _pair(case[9]), case[5],
+    grouped.grouped_direct(x, w, b, (0, 0.0), pair(case[7]), _pads(case), pair(case[9]), case[5],
                            y, 2)
     assert_close(y, expected, dtype)
 
