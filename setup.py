@@ -88,6 +88,21 @@ else:
 compile_args += os.environ.get("CONVKIT_EXTRA_COMPILE_ARGS", "").split()
 link_args += os.environ.get("CONVKIT_EXTRA_LINK_ARGS", "").split()
 
+
+def _target_isa(flags):
+    """The widest vector ISA the compiler targets with ``flags`` (from its predefined macros)."""
+    try:
+        macros = subprocess.run(_compiler() + ["-dM", "-E", "-x", "c", "-"] + flags, input="",
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    for macro, isa in (("__AVX512F__", "AVX-512"), ("__AVX2__", "AVX2"), ("__AVX__", "AVX"),
+                       ("__ARM_FEATURE_SVE", "SVE"), ("__ARM_NEON", "NEON"), ("__SSE2__", "SSE2")):
+        if f"#define {macro} " in macros:
+            return isa
+    return "scalar"
+
+
 directives = {
     "language_level": 3,
     "boundscheck": DEBUG,
@@ -107,6 +122,7 @@ directives = {
     openmp = {OPENMP!r}
     native = {NATIVE!r}
     debug = {DEBUG!r}
+    isa = {_target_isa(compile_args)!r}
 """))
 
 extensions = [

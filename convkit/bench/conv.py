@@ -9,6 +9,9 @@ from convkit._validation import conv_geometry
 from .core import Candidate, Case
 from .peers import numpy_conv2d_nhwc, torch_call, torch_conv_weight, torch_module, to_torch
 
+SECTIONS = {"conv2d": "the main job: conv2d direct vs im2col vs auto on ResNet layers, beside PyTorch and NumPy"}
+ORDER = 10
+
 # (name, N, H, W, Cin, Cout, K, stride, padding, dilation, groups)
 LAYERS = [
     ("resnet 3x3 56x56x64->64 b1", 1, 56, 56, 64, 64, 3, 1, 1, 1, 1),

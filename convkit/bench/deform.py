@@ -21,6 +21,8 @@ from .core import Candidate, Case
 from .peers import torch_call
 
 SECTION = "deformable"
+SECTIONS = {SECTION: "deform_conv2d direct vs im2col beside torchvision and convkit's own conv2d"}
+ORDER = 40
 # (N, H, W, Cin, Cout, K)
 LAYERS = [(1, 64, 64, 64, 64, 3), (8, 64, 64, 64, 64, 3)]
 
@@ -53,7 +55,8 @@ def deform_case(n, h, w, cin, cout, k, masked):
                                                            (h, w), itemsize, config.threads))
                  for algo in ("direct", "auto", "im2col")]
         cands.append(Candidate("conv2d", lambda: convkit.conv2d(ours[0], ours[2], None, 1, k // 2,
-                                                                 layout=config.layout), ours=False))
+                                                                 layout=config.layout),
+                               ours=False, reference=True))
         tv = torchvision_module()
         if tv is not None:
             import torch

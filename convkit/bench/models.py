@@ -9,6 +9,8 @@ from .peers import to_torch, torch_call, torch_module
 
 MODELS = {"resnet18": (resnet18, torch_resnet18), "mobilenet_v2": (mobilenet_v2, torch_mobilenet_v2)}
 SIZE = 224
+SECTIONS = {"models": "resnet18 and mobilenet_v2 forward passes at 224x224, beside PyTorch"}
+ORDER = 50
 
 
 def model_case(name, batch, macs_per_image):

@@ -15,6 +15,11 @@ from .conv import layer_case
 from .core import Candidate, Case
 from .peers import torch_call, torch_module, to_torch
 
+SECTIONS = {"depthwise": "depthwise 3x3 (MobileNet) against im2col and PyTorch",
+            "grouped": "grouped 3x3 with 4 channels per group (ResNeXt) against im2col and PyTorch",
+            "transposed": "conv_transpose2d direct (gather) vs col2im, beside PyTorch"}
+ORDER = 20
+
 # (section, name, N, H, W, Cin, Cout, K, stride, padding, dilation, groups)
 GROUPED_LAYERS = [
     ("depthwise", "dw 3x3 112x112x32 b1", 1, 112, 112, 32, 32, 3, 1, 1, 1, 32),
