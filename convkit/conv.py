@@ -5,6 +5,7 @@ from ._blas import single_threaded_blas
 from ._kernels import conv_direct as _direct
 from ._kernels import elementwise as _epilogue
 from ._kernels import im2col as _im2col
+from . import winograd as _winograd
 from .activations import resolve_activation
 from .grouped import grouped_direct_kernel
 from ._layout import conv_weight_to_hwio, from_nhwc, layout_shape, to_nhwc
@@ -12,7 +13,7 @@ from ._threads import resolve_num_threads
 from ._validation import (as_bias, as_float_array, check_choice, check_layout, check_ndim,
                           check_out, conv_geometry, int_arg)
 
-ALGORITHMS = ("auto", "direct", "im2col")
+ALGORITHMS = ("auto", "direct", "im2col", "winograd")
 
 #: Bytes of column matrix the im2col path materialises at once.  Output rows are processed in tiles of
 #: as many rows as fit (at least one), so the workspace is bounded whatever the batch or image size,
@@ -36,7 +37,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
     padding : int, (h, w), ``"valid"`` or ``"same"`` (TensorFlow's SAME: odd extra pixel bottom/right)
     groups : int
         Input and output channels are split into ``groups`` independent convolutions.
-    algo : ``"direct"``, ``"im2col"`` or ``"auto"`` (see :func:`choose_algorithm`)
+    algo : ``"direct"``, ``"im2col"``, ``"winograd"`` or ``"auto"`` (see :func:`choose_algorithm`)
+        ``"winograd"`` (3x3, stride 1, dilation 1, groups 1 only) trades a little accuracy for speed:
+        see :mod:`convkit.winograd`.
     activation : None, a name or a (name, parameter) pair
         Applied with the bias to each output tile while it is in cache (no second pass):
         ``"relu"``, ``"relu6"``, ``"leaky_relu"``, ``"elu"``, ``"sigmoid"``, ``"tanh"``, or e.g.
@@ -70,6 +73,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
                          f"(input channels {c} / groups {groups}), got {cin_g}")
     bias = as_bias(bias, cout, x.dtype)
     stride, dilation, pads, (hout, wout) = conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
+    if algo == "winograd":
+        _winograd.check_geometry((kh, kw), stride, dilation, groups)
     nt = resolve_num_threads(num_threads)
     if out is not None:
         check_out(out, layout_shape(n, hout, wout, cout, layout), x.dtype, (x, weight, bias))
@@ -79,6 +84,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
     y = out if (out is not None and layout == "NHWC") else np.empty((n, hout, wout, cout), x.dtype)
     if algo == "direct":
         _conv_direct(xh, w, bias, act, stride, pads, dilation, groups, y, nt)
+    elif algo == "winograd":
+        _winograd.conv2d_winograd(xh, _winograd.WinogradWeight(w), bias, act, pads, y, nt)
     else:
         with single_threaded_blas():  # see convkit._blas
             _conv_im2col(xh, w, bias, act, stride, pads, dilation, groups, y, nt)

@@ -4,7 +4,7 @@ import numpy as np
 from ..nn.activation import ReLU
 from ..nn.blocks import BasicBlock
 from ..nn.container import Sequential
-from ..nn.conv import Conv2d
+from ..nn.conv import Conv2d, use_algorithm
 from ..nn.fusion import fused_conv
 from ..nn.init import generator
 from ..nn.linear import Linear
@@ -18,9 +18,12 @@ class ResNet(Module):
     """torchvision's ResNet built from :class:`~convkit.nn.BasicBlock` (``layers`` blocks per stage).
 
     In evaluation mode every convolution runs with its batch norm folded in and its ReLU fused.
+    ``algo`` is given to every convolution that can run it (:func:`convkit.nn.conv.use_algorithm`):
+    ``"winograd"`` computes the thirteen 3x3 stride-1 layers with Winograd's F(4x4,3x3) or F(2x2,3x3).
     """
 
-    def __init__(self, layers=(2, 2, 2, 2), num_classes=1000, *, layout="NHWC", dtype=np.float32, rng=0):
+    def __init__(self, layers=(2, 2, 2, 2), num_classes=1000, *, layout="NHWC", dtype=np.float32, rng=0,
+                 algo="auto"):
         super().__init__(layout)
         rng = generator(rng)
         kw = dict(layout=layout, dtype=dtype)
@@ -38,6 +41,7 @@ class ResNet(Module):
         self.avgpool = GlobalAvgPool2d(layout=layout)
         self.fc = Linear(512, num_classes, dtype=dtype, rng=rng)
         torchvision_init(self, rng)
+        use_algorithm(self, algo)
 
     def _stages(self):
         return (self.maxpool, self.layer1, self.layer2, self.layer3, self.layer4, self.avgpool, self.fc)
@@ -57,11 +61,12 @@ class ResNet(Module):
         return shape
 
 
-def resnet18(layout="NHWC", *, num_classes=1000, dtype=np.float32, rng=0):
+def resnet18(layout="NHWC", *, num_classes=1000, dtype=np.float32, rng=0, algo="auto"):
     """ResNet-18 (torchvision's ``resnet18``): 11,689,512 parameters, 1.8 GMACs at 224x224.
 
     Weights are initialised as torchvision does, from ``rng`` (a Generator or a seed); load trained ones
     with ``model.load_state_dict({k: v.numpy() for k, v in tv_model.state_dict().items()})``.
     Input (N, 224, 224, 3) for NHWC or (N, 3, 224, 224) for NCHW; output logits (N, num_classes).
+    ``algo="winograd"`` runs the 3x3 stride-1 layers with Winograd (see :class:`ResNet`).
     """
-    return ResNet((2, 2, 2, 2), num_classes, layout=layout, dtype=dtype, rng=rng)
+    return ResNet((2, 2, 2, 2), num_classes, layout=layout, dtype=dtype, rng=rng, algo=algo)

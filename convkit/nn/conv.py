@@ -2,10 +2,11 @@
 import numpy as np
 
 from .._validation import check_choice, conv_geometry, int_arg, pair
-from ..conv import conv2d
+from ..conv import ALGORITHMS, conv2d
 from ..counts import conv_macs, conv_transpose_macs, deform_conv_macs
 from ..conv_transpose import conv_transpose2d, transposed_output_size
 from ..deform import deform_conv2d
+from ..winograd import WinogradWeight, check_geometry, conv2d_transformed
 from .init import float_dtype, generator, kaiming_uniform
 from .module import Module
 
@@ -81,6 +82,8 @@ class _ConvNd(Module):
             text += f", dilation={self.dilation}"
         if self.groups != 1:
             text += f", groups={self.groups}"
+        if getattr(self, "algo", "auto") != "auto":
+            text += f", algo={self.algo!r}"
         return text + f", bias={self.bias is not None}, layout={self.layout!r}"
 
 
@@ -89,23 +92,71 @@ class Conv2d(_ConvNd):
 
     Initialised as PyTorch does (uniform within 1/sqrt(fan_in)), from ``rng`` (a Generator or a seed).
     In a container, a following BatchNorm2d and activation are fused into it (:mod:`convkit.nn.fusion`).
+    ``algo`` is :func:`convkit.conv2d`'s; with ``"winograd"`` the layer keeps its transformed weights,
+    rebuilt when parameters are assigned or loaded.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, *, layout="NHWC", dtype=np.float32, rng=0):
+                 bias=True, *, layout="NHWC", dtype=np.float32, rng=0, algo="auto"):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          layout, dtype, rng)
+        self.algo = algo
+
+    @property
+    def algo(self):
+        return self._algo
+
+    @algo.setter
+    def algo(self, value):
+        check_choice(value, "algo", ALGORITHMS)
+        if value == "winograd":
+            check_geometry(self.kernel_size, self.stride, self.dilation, self.groups)
+        object.__setattr__(self, "_algo", value)
+
+    def winograd_eligible(self):
+        """Whether ``algo="winograd"`` can compute this layer (3x3, stride 1, dilation 1, groups 1)."""
+        return (self.kernel_size, self.stride, self.dilation, self.groups) == ((3, 3), (1, 1), (1, 1), 1)
 
     def _forward(self, x, weight=None, bias=None, activation=None):
         """The convolution on NHWC ``x``; a fusing container passes folded ``weight``/``bias``."""
         if weight is None:
-            weight, bias = self.nhwc_weight(), self.bias
-        return conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups,
-                      activation=activation)
+            return self._cached("bound", lambda: self.bind(self.nhwc_weight(), self.bias))(x)
+        return self.bind(weight, bias, activation)(x)
+
+    def bind(self, weight, bias=None, activation=None):
+        """A callable on NHWC arrays: this layer's convolution with NHWC-convention ``weight``, ``bias``
+        and ``activation`` fused, keeping whatever it derives from the weights (Winograd's transforms)."""
+        return _BoundConv2d(self, weight, bias, activation)
 
     def _macs(self, in_shape, out_shape):
         return in_shape[0] * conv_macs(self.in_channels, self.out_channels, self.kernel_size,
                                        out_shape[1:3], self.groups)
+
+
+def use_algorithm(module, algo):
+    """Set ``algo`` on every Conv2d in ``module`` that can run it (``"winograd"``: the eligible ones)."""
+    check_choice(algo, "algo", ALGORITHMS)
+    for m in module.modules():
+        if isinstance(m, Conv2d) and (algo != "winograd" or m.winograd_eligible()):
+            m.algo = algo
+    return module
+
+
+class _BoundConv2d:
+    """A Conv2d with fixed weights; with ``algo="winograd"`` the transforms are built on the first call."""
+
+    def __init__(self, conv, weight, bias, activation):
+        self.conv, self.weight, self.bias, self.activation = conv, weight, bias, activation
+        self._winograd = None
+
+    def __call__(self, x):
+        c = self.conv
+        if c.algo == "winograd":
+            if self._winograd is None:
+                self._winograd = WinogradWeight(self.weight)
+            return conv2d_transformed(x, self._winograd, self.bias, c.padding, activation=self.activation)
+        return conv2d(x, self.weight, self.bias, c.stride, c.padding, c.dilation, c.groups, algo=c.algo,
+                      activation=self.activation)
 
 
 class ConvTranspose2d(_ConvNd):

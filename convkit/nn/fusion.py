@@ -5,8 +5,6 @@ activation applied in the convolution's epilogue (``conv2d(..., activation=)``),
 triple reads and writes its activations once.  Containers build their fused steps once and rebuild them
 when parameters are assigned or loaded (not when arrays are modified in place).
 """
-import functools
-
 from ..normalization import fold_batch_norm
 from .activation import _Activation
 from .conv import Conv2d
@@ -19,8 +17,7 @@ def fused_conv(conv, bn=None, act=None):
     if bn is not None:
         weight, bias = fold_batch_norm(weight, bias, bn.running_mean, bn.running_var, bn.weight, bn.bias,
                                        bn.eps)
-    return functools.partial(conv._forward, weight=weight, bias=bias,
-                             activation=None if act is None else act.spec)
+    return conv.bind(weight, bias, None if act is None else act.spec)
 
 
 def fusion_plan(modules):

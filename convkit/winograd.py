@@ -1,0 +1,165 @@
+"""Winograd minimal filtering for 3x3 stride-1 convolutions: F(4x4, 3x3) and F(2x2, 3x3).
+
+``conv2d(..., algo="winograd")`` lands here.  A 3x3 convolution over an m x m output tile needs
+(m + 2)**2 multiplications per input/output channel pair instead of 9 m**2: 2.25x fewer for F(2,3),
+4x fewer for F(4,3).  The price is rounding: the transforms' constants (up to 8 and 1/24 in F(4,3)) grow
+the error; see the README's Winograd section for the measured figures and their test.
+
+The weights are transformed once per call (float64 arithmetic, cast to the dtype), or once per layer:
+:class:`WinogradWeight` keeps them, as ``convkit.nn.Conv2d(..., algo="winograd")`` does.
+"""
+import numpy as np
+
+from ._kernels import winograd as _wino
+from ._threads import resolve_num_threads
+from ._validation import as_bias, as_float_array, check_ndim, conv_geometry
+from .activations import resolve_activation
+
+#: Interpolation matrices (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+#: F(2,3): points 0, +-1, infinity.  F(4,3): points 0, +-1, +-2, infinity.  B^T and A^T are hard-coded
+#: in src/winograd_tile.h; G is applied here to the weights.
+G = {
+    2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
+    4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                 [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+}
+
+#: Bytes of transformed tiles (V and M, all threads together) one call may hold at once, as im2col's.
+WORKSPACE_BYTES = 8 << 20
+
+#: Tiles per work item at most: V[pos] (this x Cin) stays in L2 while the item's channel blocks reuse it.
+MAX_TILE_BLOCK = 48
+
+GEOMETRY_MESSAGE = 'algo="winograd" needs a 3x3 kernel, stride 1 and dilation 1, got '
+
+
+def check_geometry(kernel_size, stride, dilation, groups):
+    """Raise ValueError unless the convolution is one Winograd F(m, 3) computes."""
+    if tuple(kernel_size) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1):
+        raise ValueError(f"{GEOMETRY_MESSAGE}kernel_size={tuple(kernel_size)}, stride={tuple(stride)}, "
+                         f"dilation={tuple(dilation)}")
+    if groups != 1:
+        raise ValueError(f'algo="winograd" needs groups=1, got groups={groups}')
+
+
+def choose_tile(out_size):
+    """Output tile side m: the one whose tile grid over ``out_size`` needs fewer products, ties to 2.
+
+    A grid of ceil(Hout/m) x ceil(Wout/m) tiles costs (m + 2)**2 products per tile and channel pair, so
+    F(4x4,3x3) runs ResNet's maps (7x7: four 4x4 tiles x 36 = 144 products beside sixteen 2x2 tiles x 16
+    = 256; 56x56: 7,056 beside 12,544) and F(2x2,3x3), the more accurate, the maps where partial 4x4
+    tiles waste as much as they save (5x5 and 6x6: 144 each; 1x1 and 2x2: 36 beside 16).
+    """
+    def products(m):
+        return -(-out_size[0] // m) * -(-out_size[1] // m) * (m + 2) ** 2
+    return 4 if products(4) < products(2) else 2
+
+
+class WinogradWeight:
+    """HWIO 3x3 weights with their Winograd transforms, computed on first use for each tile size and kept.
+
+    ``packed(m)`` is U = G g G^T (float64 arithmetic, cast to the weights' dtype) packed for the kernel:
+    (A*A, blocks, Cin, lanes), A = m + 2, Cout zero-padded to whole blocks of ``lanes`` channels.  What
+    ``convkit.nn.Conv2d(..., algo="winograd")`` keeps between calls; the weights must not change after.
+    """
+
+    def __init__(self, weight_hwio):
+        w = np.asarray(weight_hwio)
+        if w.ndim != 4 or w.shape[:2] != (3, 3):
+            raise ValueError(f"expected 3x3 HWIO weights (3, 3, Cin, Cout), got shape {w.shape}")
+        self.weight = w
+        self._packed = {}
+
+    def packed(self, m):
+        u = self._packed.get(m)
+        if u is None:
+            u = self._packed[m] = _transform(self.weight, m)    # a race only computes it twice
+        return u
+
+
+def _transform(w, m):
+    _, _, cin, cout = w.shape
+    a = m + 2
+    lanes = _wino.lanes(w.dtype)
+    blocks = -(-cout // lanes)
+    u = np.einsum("ik,jl,klco->ijco", G[m], G[m], w.astype(np.float64))   # G g G^T per (ci, co)
+    packed = np.zeros((a * a, cin, blocks * lanes), dtype=w.dtype)
+    packed[:, :, :cout] = u.reshape(a * a, cin, cout)
+    return np.ascontiguousarray(packed.reshape(a * a, cin, blocks, lanes).transpose(0, 2, 1, 3))
+
+
+def plan(n, out_size, cin, cout, m, itemsize, num_threads):
+    """(tiles per block, channel blocks per chunk, threads used) for one call.
+
+    Tiles are shared evenly between a multiple of the thread count of blocks of at most MAX_TILE_BLOCK
+    (a multiple of the micro-kernel's 6 rows); with fewer blocks than threads (small maps), the output
+    channels are split into chunks too, so every thread has work and reads only its share of U.  Blocks
+    then shrink (down to 6 tiles), and as a last resort fewer threads run, until the workspace of all
+    threads fits WORKSPACE_BYTES.
+    """
+    a2 = (m + 2) ** 2
+    lanes = _wino.lanes(np.float32 if itemsize == 4 else np.float64)
+    nblk = max(1, -(-cout // lanes))
+    cin_pad = -(-cin // lanes) * lanes
+    tiles = n * -(-out_size[0] // m) * -(-out_size[1] // m)
+    nt = max(1, num_threads)
+    blocks = max(1, -(-tiles // MAX_TILE_BLOCK))
+    if blocks < 4 * nt:
+        blocks = -(-blocks // nt) * nt
+    block = min(_round6(-(-tiles // blocks)), MAX_TILE_BLOCK)
+    blocks = max(1, -(-tiles // block))
+    chunks = min(nblk, -(-nt // blocks)) if blocks < nt else 1
+    chunk = -(-nblk // chunks)
+
+    def workspace(block, chunk, teams):
+        return teams * a2 * block * (cin_pad + chunk * lanes) * itemsize
+
+    teams = max(1, min(nt, blocks * -(-nblk // chunk)))
+    while workspace(block, chunk, teams) > WORKSPACE_BYTES and block > 6:
+        block -= 6
+    while workspace(block, chunk, teams) > WORKSPACE_BYTES and chunk > 1:
+        chunk = -(-chunk // 2)
+    while workspace(block, chunk, teams) > WORKSPACE_BYTES and teams > 1:
+        teams -= 1
+    return block, chunk, teams
+
+
+def _round6(t):
+    return max(6, -(-t // 6) * 6)
+
+
+def workspace_bytes(n, out_size, cin, cout, itemsize, num_threads):
+    """Bytes of transformed tiles ``algo="winograd"`` holds at once for this call (not the weights)."""
+    m = choose_tile(out_size)
+    block, chunk, teams = plan(n, out_size, cin, cout, m, itemsize, num_threads)
+    lanes = _wino.lanes(np.float32 if itemsize == 4 else np.float64)
+    cin_pad = -(-cin // lanes) * lanes
+    chunk_width = min(chunk, -(-cout // lanes)) * lanes
+    return teams * (m + 2) ** 2 * block * (cin_pad + chunk_width) * itemsize
+
+
+def conv2d_winograd(x, weight, bias, act, pads, y, num_threads, m=None):
+    """y (N, Hout, Wout, Cout) = act(conv(x, weight) + bias) for NHWC ``x`` and a :class:`WinogradWeight`,
+    with F(m, 3) (default :func:`choose_tile`); ``act`` from resolve_activation, ``pads`` (t, b, l, r)."""
+    n, _, _, cin = x.shape
+    _, hout, wout, cout = y.shape
+    m = choose_tile((hout, wout)) if m is None else m
+    block, chunk, teams = plan(n, (hout, wout), cin, cout, m, x.itemsize, num_threads)
+    _wino.conv2d_nhwc(x, weight.packed(m), bias, y, m, pads[0], pads[2], block, chunk, *act, teams)
+
+
+def conv2d_transformed(x, weight, bias=None, padding=0, *, activation=None, num_threads=None):
+    """``conv2d(x, weight.weight, bias, 1, padding, algo="winograd")`` on NHWC ``x`` with the transforms
+    kept in ``weight`` (a :class:`WinogradWeight`) instead of computed for the call."""
+    w = weight.weight
+    x = as_float_array(x, "x", w.dtype)
+    check_ndim(x, 4, "x", "(N, H, W, C)")
+    n, h, wid, c = x.shape
+    if c != w.shape[2]:
+        raise ValueError(f"expected x to have {w.shape[2]} channels like the weights, got {c}")
+    bias = as_bias(bias, w.shape[3], x.dtype)
+    _, _, pads, (hout, wout) = conv_geometry((h, wid), (3, 3), 1, padding, 1)
+    y = np.empty((n, hout, wout, w.shape[3]), x.dtype)
+    conv2d_winograd(x, weight, bias, resolve_activation(activation), pads, y,
+                    resolve_num_threads(num_threads))
+    return y

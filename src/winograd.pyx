@@ -1,0 +1,171 @@
+"""Winograd F(m x m, 3 x 3) convolution over NHWC, m = 2 or 4 (A = m + 2 points per tile side).
+
+The output is cut into m x m tiles (partial at the right and bottom edges).  Work items are (block of
+``tile_block`` tiles, chunk of output-channel blocks); each thread runs items with its own workspace:
+
+1. input transform: each tile's A x A input pixels (channel vectors; zeros outside the image) become
+   V[pos][tile][ci] for the A*A positions (``winograd_tile.h``);
+2. element-wise stage: for each position a GEMM M[pos] (tiles x Cout) = V[pos] (tiles x Cin) times
+   U[pos] (Cin x Cout), on the micro-kernel of the direct convolution (``microkernel.h``: 6 tiles x one
+   block of output channels per register tile, V[pos]'s rows are the 6 input pointers);
+3. output transform of each tile and channel block, with bias and activation, stored to the pixels
+   inside the image.
+
+U, the transformed weights, comes packed (A*A, channel blocks, Cin, block) from convkit/winograd.py.
+The workspace is V (A*A x tile_block x Cin padded to a block) plus M (A*A x tile_block x the chunk's
+channels) per thread; convkit/winograd.py picks the block sizes so it stays within its budget.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memset
+
+from activation cimport activate_span
+from omp cimport omp_get_thread_num
+
+import numpy as np
+
+cdef enum:
+    LANES_F32 = 16    # output channels per register tile (microkernel.h: two 256-bit vectors)
+    LANES_F64 = 8
+
+
+def lanes(dtype):
+    """Channels per packed weight block (and per transform run) for ``dtype``."""
+    return LANES_F32 if np.dtype(dtype) == np.float32 else LANES_F64
+
+
+cdef extern from "microkernel.h" nogil:
+    enum: CK_TILE_PIXELS
+    void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
+    void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
+
+cdef extern from "winograd_tile.h" nogil:
+    enum: CK_WINO_MAX_A
+    void ck_wino_input_f32(int A, const float* const* d, Py_ssize_t nc, float* v, Py_ssize_t pos_stride)
+    void ck_wino_input_f64(int A, const double* const* d, Py_ssize_t nc, double* v, Py_ssize_t pos_stride)
+    void ck_wino_output_f32(int A, const float* mm, Py_ssize_t pos_stride, float* o)
+    void ck_wino_output_f64(int A, const double* mm, Py_ssize_t pos_stride, double* o)
+
+
+cdef inline void input_tile(int A, const floating* const* d, Py_ssize_t nc, floating* v,
+                            Py_ssize_t pos_stride) noexcept nogil:
+    if floating is float:
+        ck_wino_input_f32(A, d, nc, v, pos_stride)
+    else:
+        ck_wino_input_f64(A, d, nc, v, pos_stride)
+
+
+cdef inline void output_tile(int A, const floating* mm, Py_ssize_t pos_stride, floating* o) noexcept nogil:
+    if floating is float:
+        ck_wino_output_f32(A, mm, pos_stride, o)
+    else:
+        ck_wino_output_f64(A, mm, pos_stride, o)
+
+
+cdef inline void micro_tile(const floating* const* xp, const floating* w, Py_ssize_t cin,
+                            floating* acc) noexcept nogil:
+    if floating is float:
+        ck_tile_f32(xp, w, cin, acc)
+    else:
+        ck_tile_f64(xp, w, cin, acc)
+
+
+cdef inline void wino_item(
+    const floating* x, const floating* u, const floating* bias, const floating* zeros, floating* y,
+    floating* v, floating* mbuf, int A, Py_ssize_t blk, Py_ssize_t chunk,
+    Py_ssize_t T, Py_ssize_t chunk_blocks, Py_ssize_t ntiles, Py_ssize_t tiles_w, Py_ssize_t tiles_img,
+    Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Cp, Py_ssize_t Cout, Py_ssize_t nblk,
+    Py_ssize_t Hout, Py_ssize_t Wout, Py_ssize_t pt, Py_ssize_t pl, int act, floating alpha,
+) noexcept nogil:
+    """Tiles [blk*T, blk*T + T) x channel blocks [chunk*chunk_blocks, ...) of the output."""
+    cdef Py_ssize_t B = LANES_F32 if floating is float else LANES_F64
+    cdef int m = A - 2
+    cdef Py_ssize_t P = A * A
+    cdef const floating* d[CK_WINO_MAX_A * CK_WINO_MAX_A]
+    cdef const floating* xp[CK_TILE_PIXELS]
+    cdef floating o[(CK_WINO_MAX_A - 2) * (CK_WINO_MAX_A - 2) * LANES_F32]
+    cdef Py_ssize_t t0 = blk * T, nt = min(T, ntiles - t0)
+    cdef Py_ssize_t b0 = chunk * chunk_blocks, nb = min(chunk_blocks, nblk - b0)
+    cdef Py_ssize_t t, g, tile, img, ty, tx, ih, iw, i, j, pos, bl, tg, r, co0, nco, oh, ow
+    # 1. input transform, V[pos][t][0:Cp]
+    for t in range(nt):
+        tile = t0 + t
+        img = tile // tiles_img
+        ty = (tile % tiles_img) // tiles_w
+        tx = tile % tiles_w
+        for i in range(A):
+            ih = ty * m - pt + i
+            for j in range(A):
+                iw = tx * m - pl + j
+                if <size_t>ih < <size_t>H and <size_t>iw < <size_t>W:
+                    d[i * A + j] = x + ((img * H + ih) * W + iw) * C
+                else:
+                    d[i * A + j] = zeros
+        input_tile(A, d, C, v + t * Cp, T * Cp)
+    # 2. one GEMM per position: M[pos][bl][t][0:B] = V[pos][t][:] . U[pos][b0 + bl][:][0:B]
+    memset(mbuf, 0, P * nb * T * B * sizeof(floating))
+    for pos in range(P):
+        for bl in range(nb):
+            for g in range((nt + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS):
+                tg = g * CK_TILE_PIXELS
+                for r in range(CK_TILE_PIXELS):
+                    xp[r] = v + (pos * T + tg + r) * Cp if tg + r < nt else zeros
+                micro_tile(xp, u + (pos * nblk + b0 + bl) * C * B, C,
+                           mbuf + ((pos * nb + bl) * T + tg) * B)
+    # 3. output transform, bias and activation, stored inside the image
+    for bl in range(nb):
+        co0 = (b0 + bl) * B
+        nco = min(B, Cout - co0)
+        for t in range(nt):
+            tile = t0 + t
+            img = tile // tiles_img
+            oh = ((tile % tiles_img) // tiles_w) * m
+            ow = (tile % tiles_w) * m
+            output_tile(A, mbuf + (bl * T + t) * B, nb * T * B, o)
+            for i in range(min(m, Hout - oh)):
+                for j in range(min(m, Wout - ow)):
+                    activate_span(o + (i * m + j) * B, bias + co0 if bias != NULL else NULL,
+                                  y + ((img * Hout + oh + i) * Wout + ow + j) * Cout + co0, nco,
+                                  act, alpha)
+
+
+def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u, bias,
+                floating[:, :, :, ::1] out, int m, Py_ssize_t pt, Py_ssize_t pl,
+                Py_ssize_t tile_block, Py_ssize_t chunk_blocks, int act, double alpha, int num_threads):
+    """out (N, Hout, Wout, Cout) = act(winograd F(m, 3)(x (N, H, W, C), U) + bias).
+
+    ``u``: transformed weights packed (A*A, ceil(Cout / lanes), C, lanes), A = m + 2.  Work items are
+    ``tile_block`` tiles (a multiple of the micro-kernel's 6) x ``chunk_blocks`` channel blocks.
+    """
+    cdef int A = m + 2
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], Cout = out.shape[3]
+    cdef Py_ssize_t B = LANES_F32 if floating is float else LANES_F64
+    cdef Py_ssize_t nblk = u.shape[1], Cp = (C + B - 1) // B * B
+    cdef Py_ssize_t tiles_w = (Wout + m - 1) // m, tiles_img = (Hout + m - 1) // m * tiles_w
+    cdef Py_ssize_t ntiles = N * tiles_img, T = tile_block
+    cdef Py_ssize_t nblocks = (ntiles + T - 1) // T
+    cdef Py_ssize_t nchunks = (nblk + chunk_blocks - 1) // chunk_blocks
+    cdef Py_ssize_t items = nblocks * nchunks, item, tid
+    assert A in (4, 6) and u.shape[0] == A * A and u.shape[2] == C and u.shape[3] == B
+    assert nblk * B >= Cout and T % CK_TILE_PIXELS == 0 and chunk_blocks >= 1
+    if ntiles == 0 or Cout == 0:
+        return
+    cdef int teams = max(1, min(num_threads, items))
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] zeros = np.zeros(max(Cp, 1), dtype=dtype)
+    cdef floating[:, ::1] vbuf = np.empty((teams, max(A * A * T * Cp, 1)), dtype=dtype)
+    cdef floating[:, ::1] mbuf = np.empty((teams, A * A * T * min(chunk_blocks, nblk) * B), dtype=dtype)
+    cdef const floating[::1] bias_view
+    cdef const floating* bp = NULL
+    if bias is not None:
+        bias_view = bias
+        bp = &bias_view[0]
+    cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
+    cdef const floating* up = &u[0, 0, 0, 0] if C > 0 else &zeros[0]    # no input channels: bias only
+    with nogil:
+        for item in prange(items, num_threads=teams, schedule="static"):
+            tid = omp_get_thread_num()
+            wino_item(xp, up, bp, &zeros[0], &out[0, 0, 0, 0], &vbuf[tid, 0], &mbuf[tid, 0],
+                      A, item // nchunks, item % nchunks, T, chunk_blocks, ntiles, tiles_w, tiles_img,
+                      H, W, C, Cp, Cout, nblk, Hout, Wout, pt, pl, act, <floating>alpha)

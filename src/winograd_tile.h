@@ -1,0 +1,110 @@
+/* Winograd minimal filtering F(m x m, 3 x 3), m = 2 or 4: the tile transforms, over channel vectors.
+ *
+ * A tile of A x A inputs (A = m + 2) becomes V = B^T d B, and A x A element-wise products M become the
+ * m x m outputs Y = A^T M A (Lavin & Gray 2016).  F(4,3) uses the interpolation points 0, +-1, +-2 and
+ * infinity, F(2,3) 0, +-1 and infinity.  The matching weight transform U = G g G^T is done once per
+ * weight in float64 (convkit/winograd.py holds G).
+ *
+ * Each 1-D transform is straight-line arithmetic over L channel lanes (L = 16 float32 or 8 float64, the
+ * width of the micro-kernel's block), so the compiler vectorises it over channels: NHWC keeps a pixel's
+ * channels contiguous, and every tile of the image is transformed without gathers.
+ */
+#ifndef CONVKIT_WINOGRAD_TILE_H
+#define CONVKIT_WINOGRAD_TILE_H
+#include <stddef.h>
+#include <string.h>
+
+#define CK_WINO_MAX_A 6
+
+/* o[k*os] = (B^T e)[k] for the A values e[k*is], k < A, each a run of L lanes. */
+#define CK_WINO_DEFINE(SUF, T, L)                                                              \
+static inline void ck_wino_bt4_##SUF(const T *e, ptrdiff_t is, T *o, ptrdiff_t os)            \
+{                                                                                              \
+    for (int l = 0; l < L; l++) {                                                              \
+        T d0 = e[l], d1 = e[is + l], d2 = e[2 * is + l], d3 = e[3 * is + l];                   \
+        o[l] = d0 - d2;                                                                        \
+        o[os + l] = d1 + d2;                                                                   \
+        o[2 * os + l] = d2 - d1;                                                               \
+        o[3 * os + l] = d1 - d3;                                                               \
+    }                                                                                          \
+}                                                                                              \
+static inline void ck_wino_bt6_##SUF(const T *e, ptrdiff_t is, T *o, ptrdiff_t os)            \
+{                                                                                              \
+    for (int l = 0; l < L; l++) {                                                              \
+        T d0 = e[l], d1 = e[is + l], d2 = e[2 * is + l], d3 = e[3 * is + l];                   \
+        T d4 = e[4 * is + l], d5 = e[5 * is + l];                                              \
+        T a = d4 - 4 * d2, b = d3 - 4 * d1, c = d4 - d2, d = 2 * (d3 - d1);                   \
+        o[l] = 4 * d0 - 5 * d2 + d4;                                                           \
+        o[os + l] = a + b;                                                                     \
+        o[2 * os + l] = a - b;                                                                 \
+        o[3 * os + l] = c + d;                                                                 \
+        o[4 * os + l] = c - d;                                                                 \
+        o[5 * os + l] = 4 * d1 - 5 * d3 + d5;                                                  \
+    }                                                                                          \
+}                                                                                              \
+/* (A^T e) for A = 4 -> 2 outputs and A = 6 -> 4 outputs. */                                   \
+static inline void ck_wino_at4_##SUF(const T *e, ptrdiff_t is, T *o, ptrdiff_t os)            \
+{                                                                                              \
+    for (int l = 0; l < L; l++) {                                                              \
+        T d0 = e[l], d1 = e[is + l], d2 = e[2 * is + l], d3 = e[3 * is + l];                   \
+        o[l] = d0 + d1 + d2;                                                                   \
+        o[os + l] = d1 - d2 - d3;                                                              \
+    }                                                                                          \
+}                                                                                              \
+static inline void ck_wino_at6_##SUF(const T *e, ptrdiff_t is, T *o, ptrdiff_t os)            \
+{                                                                                              \
+    for (int l = 0; l < L; l++) {                                                              \
+        T d0 = e[l], d1 = e[is + l], d2 = e[2 * is + l], d3 = e[3 * is + l];                   \
+        T d4 = e[4 * is + l], d5 = e[5 * is + l];                                              \
+        T s12 = d1 + d2, t12 = d1 - d2, s34 = d3 + d4, t34 = d3 - d4;                          \
+        o[l] = d0 + s12 + s34;                                                                 \
+        o[os + l] = t12 + 2 * t34;                                                             \
+        o[2 * os + l] = s12 + 4 * s34;                                                         \
+        o[3 * os + l] = t12 + 8 * t34 + d5;                                                    \
+    }                                                                                          \
+}                                                                                              \
+/* Input transform of one tile over channels [0, nc): d[i*A + j] points at input pixel (i, j)'s    \
+ * channels (a row of zeros outside the image); V(i, j) is written at v + (i*A + j)*pos_stride,     \
+ * in runs of L lanes (v's rows are padded to a multiple of L; padding lanes get zeros). */        \
+static inline void ck_wino_input_##SUF(int A, const T *const *d, ptrdiff_t nc, T *v,              \
+                                       ptrdiff_t pos_stride)                                     \
+{                                                                                              \
+    T in[CK_WINO_MAX_A * CK_WINO_MAX_A * L], tmp[CK_WINO_MAX_A * CK_WINO_MAX_A * L];            \
+    for (ptrdiff_t c0 = 0; c0 < nc; c0 += L) {                                                 \
+        ptrdiff_t n = nc - c0 < L ? nc - c0 : L;                                               \
+        for (int p = 0; p < A * A; p++) {                                                      \
+            memcpy(in + p * L, d[p] + c0, (size_t)n * sizeof(T));                              \
+            if (n < L)                                                                         \
+                memset(in + p * L + n, 0, (size_t)(L - n) * sizeof(T));                        \
+        }                                                                                      \
+        for (int j = 0; j < A; j++) {          /* columns: tmp = B^T d */                      \
+            if (A == 6) ck_wino_bt6_##SUF(in + j * L, A * L, tmp + j * L, A * L);              \
+            else ck_wino_bt4_##SUF(in + j * L, A * L, tmp + j * L, A * L);                     \
+        }                                                                                      \
+        for (int i = 0; i < A; i++) {          /* rows: V = tmp B, straight into v */          \
+            if (A == 6) ck_wino_bt6_##SUF(tmp + i * A * L, L, v + i * A * pos_stride + c0,      \
+                                          pos_stride);                                         \
+            else ck_wino_bt4_##SUF(tmp + i * A * L, L, v + i * A * pos_stride + c0, pos_stride); \
+        }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+/* Output transform of one tile, one block of L channels: M(i, j) at mm + (i*A + j)*pos_stride;    \
+ * the m x m outputs go to o[(i*m + j)*L + lane]. */                                           \
+static inline void ck_wino_output_##SUF(int A, const T *mm, ptrdiff_t pos_stride, T *o)         \
+{                                                                                              \
+    T tmp[CK_WINO_MAX_A * CK_WINO_MAX_A * L];                                                  \
+    int m = A - 2;                                                                             \
+    for (int j = 0; j < A; j++) {              /* columns: tmp (m x A) = A^T M */              \
+        if (A == 6) ck_wino_at6_##SUF(mm + j * pos_stride, A * pos_stride, tmp + j * L, A * L); \
+        else ck_wino_at4_##SUF(mm + j * pos_stride, A * pos_stride, tmp + j * L, A * L);       \
+    }                                                                                          \
+    for (int i = 0; i < m; i++) {              /* rows: Y = tmp A */                           \
+        if (A == 6) ck_wino_at6_##SUF(tmp + i * A * L, L, o + i * m * L, L);                   \
+        else ck_wino_at4_##SUF(tmp + i * A * L, L, o + i * m * L, L);                          \
+    }                                                                                          \
+}
+
+CK_WINO_DEFINE(f32, float, 16)
+CK_WINO_DEFINE(f64, double, 8)
+
+#endif
