@@ -40,33 +40,52 @@ def pair(value, name, minimum):
     return int(items[0]), int(items[1])
 
 
-def as_float_array(array, name, dtype=None):
-    """``array`` as a C-contiguous float32/float64 ndarray (copied only when it is not one already).
-
-    With ``dtype`` given, the array must already have it (no silent mixing of precisions).
-    """
+def check_float_array(array, name, dtype=None):
+    """``array`` must be a float32/float64 ndarray; with ``dtype`` given, of that dtype (no silent
+    mixing of precisions).  Returns it unchanged."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected {name} to be a numpy.ndarray, got {type(array).__name__}")
     if array.dtype not in FLOAT_DTYPES:
         raise TypeError(f"expected {name} to have dtype float32 or float64, got {array.dtype}")
     if dtype is not None and array.dtype != dtype:
         raise TypeError(f"expected {name} to have dtype {np.dtype(dtype)} like the input, got {array.dtype}")
-    return np.ascontiguousarray(array)
+    return array
+
+
+def as_float_array(array, name, dtype=None):
+    """``array`` checked by :func:`check_float_array`, as a C-contiguous array (copied only when it is not
+    one already)."""
+    return np.ascontiguousarray(check_float_array(array, name, dtype))
+
+
+def check_vector(array, name, length, dtype, meaning=""):
+    """``array`` must be a ``(length,)`` ndarray of ``dtype``; returns it unchanged (no copy)."""
+    check_float_array(array, name, dtype)
+    if array.shape != (length,):
+        raise ValueError(f"expected {name} to have shape ({length},){meaning}, got {array.shape}")
+    return array
 
 
 def as_bias(bias, length, dtype):
     """``bias`` (None, or ``length`` values of ``dtype``) as a C-contiguous array, or None."""
-    if bias is None:
-        return None
-    bias = as_float_array(bias, "bias", dtype)
-    if bias.shape != (length,):
-        raise ValueError(f"expected bias to have shape ({length},), got {bias.shape}")
-    return bias
+    return None if bias is None else np.ascontiguousarray(check_vector(bias, "bias", length, dtype))
 
 
 def check_ndim(array, ndim, name, meaning):
     if array.ndim != ndim:
         raise ValueError(f"expected {name} to be {ndim}-D {meaning}, got shape {array.shape}")
+
+
+def is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def real_arg(value, name, minimum=None):
+    """A real number (not a bool), optionally ``>= minimum`` (NaN fails that), as a float."""
+    if not is_real(value) or (minimum is not None and not value >= minimum):
+        kind = "a real number" if minimum is None else f"a real number >= {minimum}"
+        raise ValueError(f"expected {name} to be {kind}, got {value!r}")
+    return float(value)
 
 
 def int_arg(value, name, minimum):
@@ -114,16 +133,21 @@ def conv_output_size(in_size, kernel_size, stride, pads, dilation):
     return tuple(out)
 
 
-def check_out(out, shape, dtype, inputs):
-    """Check a caller-provided output array; ``inputs`` are the arrays it must not overlap."""
+def check_out(out, shape, dtype, inputs=(), contiguous=True):
+    """Check a caller-provided output array; ``inputs`` are the arrays it must not overlap.
+
+    ``contiguous=False`` accepts any writeable layout (for functions that copy into it).
+    """
     if not isinstance(out, np.ndarray):
         raise TypeError(f"expected out to be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
         raise ValueError(f"expected out to have shape {tuple(shape)}, got {out.shape}")
     if out.dtype != dtype:
         raise ValueError(f"expected out to have dtype {np.dtype(dtype)}, got {out.dtype}")
-    if not out.flags.c_contiguous or not out.flags.writeable:
+    if contiguous and not out.flags.c_contiguous:
         raise ValueError("expected out to be a writeable C-contiguous array")
+    if not out.flags.writeable:
+        raise ValueError("expected out to be writeable")
     for array in inputs:
         if array is not None and np.may_share_memory(out, array):
             raise ValueError("expected out not to overlap an input array")

@@ -14,13 +14,11 @@ Sigmoid, tanh and ELU are computed in overflow-free forms, with convkit's own ve
 taken.  Sigmoid results below the smallest normal number (x < -87.3 in float32, -708.4 in float64)
 are 0.  NaN propagates.
 """
-import numbers
-
 import numpy as np
 
 from ._kernels import elementwise as _ew
 from ._threads import resolve_num_threads
-from ._validation import FLOAT_DTYPES
+from ._validation import check_float_array, check_out, is_real, real_arg
 
 #: Names accepted by ``resolve_activation`` (and ``activation=`` of fused layers).
 ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "sigmoid", "tanh")
@@ -43,7 +41,7 @@ def resolve_activation(activation):
     valid_name = isinstance(name, str) and name in ACTIVATIONS
     if param is None and valid_name:
         return _ew.CODES[name], _DEFAULT_PARAM.get(name, 0.0)
-    if valid_name and name in _DEFAULT_PARAM and _is_real(param):
+    if valid_name and name in _DEFAULT_PARAM and is_real(param):
         return _ew.CODES[name], float(param)
     raise ValueError(
         f"expected activation to be None, one of {', '.join(map(repr, ACTIVATIONS))}, or a (name, "
@@ -62,12 +60,12 @@ def relu6(x, out=None, *, num_threads=None):
 
 def leaky_relu(x, negative_slope=0.01, out=None, *, num_threads=None):
     """x for x >= 0, negative_slope * x for x < 0."""
-    return _apply(x, out, "leaky_relu", _real(negative_slope, "negative_slope"), num_threads)
+    return _apply(x, out, "leaky_relu", real_arg(negative_slope, "negative_slope"), num_threads)
 
 
 def elu(x, alpha=1.0, out=None, *, num_threads=None):
     """x for x >= 0, alpha * (exp(x) - 1) for x < 0 (through expm1, so no overflow)."""
-    return _apply(x, out, "elu", _real(alpha, "alpha"), num_threads)
+    return _apply(x, out, "elu", real_arg(alpha, "alpha"), num_threads)
 
 
 def sigmoid(x, out=None, *, num_threads=None):
@@ -80,34 +78,6 @@ def tanh(x, out=None, *, num_threads=None):
     return _apply(x, out, "tanh", 0.0, num_threads)
 
 
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _real(value, name):
-    if not _is_real(value):
-        raise ValueError(f"expected {name} to be a real number, got {value!r}")
-    return float(value)
-
-
-def _check_input(x):
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"expected x to be a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"expected x to have dtype float32 or float64, got {x.dtype}")
-
-
-def _check_output(out, x):
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"expected out to be a numpy.ndarray, got {type(out).__name__}")
-    if out.shape != x.shape:
-        raise ValueError(f"expected out to have shape {x.shape}, got {out.shape}")
-    if out.dtype != x.dtype:
-        raise ValueError(f"expected out to have dtype {x.dtype}, got {out.dtype}")
-    if not out.flags.writeable:
-        raise ValueError("expected out to be writeable")
-
-
 def _memory_order(a):
     """``a``'s elements as a 1-D view in memory order, or None when they are not one dense block."""
     if a.flags.c_contiguous:
@@ -118,10 +88,10 @@ def _memory_order(a):
 
 
 def _apply(x, out, name, alpha, num_threads):
-    _check_input(x)
+    check_float_array(x, "x")
     nt = resolve_num_threads(num_threads)
     if out is not None:
-        _check_output(out, x)
+        check_out(out, x.shape, x.dtype, contiguous=False)
     src = _memory_order(x)
     if src is None:  # a strided view: one compacting copy (which no longer overlaps out)
         x = np.ascontiguousarray(x)

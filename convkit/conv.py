@@ -8,10 +8,9 @@ from ._kernels import im2col as _im2col
 from . import winograd as _winograd
 from .activations import resolve_activation
 from .grouped import grouped_direct_kernel
-from ._layout import conv_weight_to_hwio, from_nhwc, layout_shape, to_nhwc
-from ._threads import resolve_num_threads
-from ._validation import (as_bias, as_float_array, check_choice, check_layout, check_ndim,
-                          check_out, conv_geometry, int_arg)
+from ._conv_args import conv_prologue
+from ._layout import copy_from_nhwc, from_nhwc, layout_shape
+from ._validation import check_out, conv_geometry
 
 ALGORITHMS = ("auto", "direct", "im2col", "winograd")
 
@@ -51,37 +50,20 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
 
     Returns the C-contiguous output, ``(N, Hout, Wout, Cout)`` or ``(N, Cout, Hout, Wout)``.
     """
-    check_layout(layout)
-    check_choice(algo, "algo", ALGORITHMS)
     act = resolve_activation(activation)
-    x = as_float_array(x, "x")
-    check_ndim(x, 4, "x", f"({', '.join(layout)})")
-    weight = as_float_array(weight, "weight", x.dtype)
-    check_ndim(weight, 4, "weight", "(KH, KW, Cin/groups, Cout)" if layout == "NHWC"
-               else "(Cout, Cin/groups, KH, KW)")
-    groups = int_arg(groups, "groups", 1)
-    xh = to_nhwc(x, layout)
-    w = conv_weight_to_hwio(weight, layout)
+    xh, w, bias, groups, nt = conv_prologue(x, weight, bias, groups, layout=layout, algo=algo,
+                                            algorithms=ALGORITHMS, num_threads=num_threads)
     n, h, wid, c = xh.shape
     kh, kw, cin_g, cout = w.shape
-    if c % groups:
-        raise ValueError(f"expected groups to divide the input channels {c}, got groups={groups}")
-    if cout % groups:
-        raise ValueError(f"expected groups to divide the output channels {cout}, got groups={groups}")
-    if cin_g != c // groups:
-        raise ValueError(f"expected weight to have {c // groups} input channels per group "
-                         f"(input channels {c} / groups {groups}), got {cin_g}")
-    bias = as_bias(bias, cout, x.dtype)
     stride, dilation, pads, (hout, wout) = conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
     if algo == "winograd":
         _winograd.check_geometry((kh, kw), stride, dilation, groups)
-    nt = resolve_num_threads(num_threads)
     if out is not None:
-        check_out(out, layout_shape(n, hout, wout, cout, layout), x.dtype, (x, weight, bias))
+        check_out(out, layout_shape(n, hout, wout, cout, layout), xh.dtype, (x, weight, bias))
     if algo == "auto":
         algo = choose_algorithm((kh, kw), stride, pads, groups, (hout, wout))
 
-    y = out if (out is not None and layout == "NHWC") else np.empty((n, hout, wout, cout), x.dtype)
+    y = out if (out is not None and layout == "NHWC") else np.empty((n, hout, wout, cout), xh.dtype)
     if algo == "direct":
         _conv_direct(xh, w, bias, act, stride, pads, dilation, groups, y, nt)
     elif algo == "winograd":
@@ -93,8 +75,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
         return y
     if out is None:
         return from_nhwc(y, layout)
-    out[...] = y.transpose(0, 3, 1, 2)
-    return out
+    return copy_from_nhwc(y, out, layout)
 
 
 def choose_algorithm(kernel_size, stride, pads, groups, out_size):

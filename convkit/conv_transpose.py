@@ -14,10 +14,9 @@ import numpy as np
 from ._blas import single_threaded_blas
 from ._kernels import conv_transpose as _direct
 from ._kernels import im2col as _im2col
-from ._layout import from_nhwc, to_nhwc
-from ._threads import resolve_num_threads
-from ._validation import (as_bias, as_float_array, check_choice, check_layout, check_ndim,
-                          int_arg, pair)
+from ._conv_args import conv_prologue
+from ._layout import from_nhwc
+from ._validation import pair
 
 ALGORITHMS = ("auto", "col2im", "direct")
 
@@ -51,14 +50,9 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
     Returns the C-contiguous output, ``(N, Hout, Wout, Cout)`` or ``(N, Cout, Hout, Wout)``.
     """
-    check_layout(layout)
-    check_choice(algo, "algo", ALGORITHMS)
-    x = as_float_array(x, "x")
-    check_ndim(x, 4, "x", f"({', '.join(layout)})")
-    weight = as_float_array(weight, "weight", x.dtype)
-    check_ndim(weight, 4, "weight", "(KH, KW, Cout/groups, Cin)" if layout == "NHWC"
-               else "(Cin, Cout/groups, KH, KW)")
-    groups = int_arg(groups, "groups", 1)
+    xh, w, bias, groups, nt = conv_prologue(x, weight, bias, groups, layout=layout, algo=algo,
+                                            algorithms=ALGORITHMS, num_threads=num_threads,
+                                            transposed=True)
     stride = pair(stride, "stride", 1)
     padding = pair(padding, "padding", 0)
     output_padding = pair(output_padding, "output_padding", 0)
@@ -67,28 +61,19 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         if op >= s and op >= d:
             raise ValueError(f"expected output_padding to be smaller than stride or dilation, got "
                              f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
-    xh = to_nhwc(x, layout)
-    w = weight if layout == "NHWC" else np.ascontiguousarray(weight.transpose(2, 3, 1, 0))
     n, h, wid, cin = xh.shape
-    kh, kw, cout_g, w_cin = w.shape
-    if cin % groups:
-        raise ValueError(f"expected groups to divide the input channels {cin}, got groups={groups}")
-    if w_cin != cin:
-        raise ValueError(f"expected weight to have {cin} input channels (the input's), got {w_cin} "
-                         f"(weight shape {weight.shape})")
+    kh, kw, cout_g, _ = w.shape
     cout = cout_g * groups
-    bias = as_bias(bias, cout, x.dtype)
     hout, wout = (transposed_output_size(size, k, s, p, op, d) for size, k, s, p, op, d in
                   zip((h, wid), (kh, kw), stride, padding, output_padding, dilation))
     if hout <= 0 or wout <= 0:
         raise ValueError(f"expected a non-empty output, got output size ({hout}, {wout}) from input "
                          f"({h}, {wid}), kernel ({kh}, {kw}), stride {stride}, padding {padding}, "
                          f"output_padding {output_padding}, dilation {dilation}")
-    nt = resolve_num_threads(num_threads)
     if algo == "auto":
-        algo = choose_algorithm(cout_g, x.dtype)
+        algo = choose_algorithm(cout_g, xh.dtype)
 
-    y = np.empty((n, hout, wout, cout), x.dtype)
+    y = np.empty((n, hout, wout, cout), xh.dtype)
     if algo == "direct":
         _direct.conv_transpose2d_nhwc(xh, _direct.pack_weights(w, groups), bias, y, cout_g,
                                       stride[0], stride[1], padding[0], padding[1],

@@ -5,10 +5,10 @@ from ._blas import single_threaded_blas
 from ._kernels import conv_direct as _direct
 from ._kernels import deform as _deform
 from ._kernels import deform_direct as _deform_direct
-from ._layout import conv_weight_to_hwio, from_nhwc, to_nhwc
+from ._conv_args import conv_prologue
+from ._layout import from_nhwc, layout_shape, to_nhwc
 from ._threads import resolve_num_threads
-from ._validation import (as_bias, as_float_array, check_choice, check_layout, check_ndim,
-                          conv_geometry)
+from ._validation import as_float_array, check_layout, check_ndim, conv_geometry
 from .conv import im2col_tile_rows
 
 ALGORITHMS = ("auto", "direct", "im2col")
@@ -51,45 +51,32 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
 
     Returns the C-contiguous output, ``(N, Hout, Wout, Cout)`` or ``(N, Cout, Hout, Wout)``.
     """
-    check_layout(layout)
-    check_choice(algo, "algo", ALGORITHMS)
-    x = as_float_array(x, "x")
-    check_ndim(x, 4, "x", f"({', '.join(layout)})")
-    offset = as_float_array(offset, "offset", x.dtype)
+    xh, w, bias, groups, nt = conv_prologue(x, weight, bias, None, layout=layout, algo=algo,
+                                            algorithms=ALGORITHMS, num_threads=num_threads)
+    offset = as_float_array(offset, "offset", xh.dtype)
     check_ndim(offset, 4, "offset", "(N, Hout, Wout, 2*G*KH*KW)" if layout == "NHWC"
                else "(N, 2*G*KH*KW, Hout, Wout)")
-    weight = as_float_array(weight, "weight", x.dtype)
-    check_ndim(weight, 4, "weight", "(KH, KW, Cin/groups, Cout)" if layout == "NHWC"
-               else "(Cout, Cin/groups, KH, KW)")
     if mask is not None:
-        mask = as_float_array(mask, "mask", x.dtype)
+        mask = as_float_array(mask, "mask", xh.dtype)
         check_ndim(mask, 4, "mask", "(N, Hout, Wout, G*KH*KW)" if layout == "NHWC"
                    else "(N, G*KH*KW, Hout, Wout)")
-    xh = to_nhwc(x, layout)
-    w = conv_weight_to_hwio(weight, layout)
     n, h, wid, c = xh.shape
     kh, kw, cin_g, cout = w.shape
-    groups = _weight_groups(c, cin_g, weight.shape)
-    if cout % groups:
-        raise ValueError(f"expected the weight groups ({groups} = input channels {c} / weight's {cin_g} "
-                         f"input channels per group) to divide the output channels {cout}")
-    bias = as_bias(bias, cout, x.dtype)
     stride, dilation, pads, (hout, wout) = conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
     off = to_nhwc(offset, layout)
     g_off = _offset_groups(off.shape, offset.shape, (n, hout, wout), (kh, kw), c, layout)
     if mask is not None:
         m = to_nhwc(mask, layout)
         if m.shape != (n, hout, wout, g_off * kh * kw):
-            expected = _in_layout((n, hout, wout, g_off * kh * kw), layout)
+            expected = layout_shape(n, hout, wout, g_off * kh * kw, layout)
             raise ValueError(f"expected mask to have shape {expected} (G*KH*KW = {g_off}*{kh}*{kw} "
                              f"channels, G from offset), got {mask.shape}")
     else:
         m = None
-    nt = resolve_num_threads(num_threads)
     if algo == "auto":
-        algo = choose_algorithm((kh, kw), cin_g, cout // groups, x.itemsize)
+        algo = choose_algorithm((kh, kw), cin_g, cout // groups, xh.itemsize)
 
-    y = np.empty((n, hout, wout, cout), x.dtype)
+    y = np.empty((n, hout, wout, cout), xh.dtype)
     if y.size == 0:
         return from_nhwc(y, layout)
     cpg = max(c // g_off, 1)
@@ -139,27 +126,12 @@ def bilinear_sample(x, points, *, layout="NHWC", num_threads=None):
     return out
 
 
-def _in_layout(nhwc_shape, layout):
-    n, a, b, c = nhwc_shape
-    return nhwc_shape if layout == "NHWC" else (n, c, a, b)
-
-
-def _weight_groups(c, cin_g, weight_shape):
-    """Weight groups = input channels / the weight's input channels per group."""
-    if c == 0 and cin_g == 0:
-        return 1
-    if cin_g == 0 or c % cin_g:
-        raise ValueError(f"expected weight's input channels per group to divide the input channels {c}, "
-                         f"got {cin_g} (weight shape {weight_shape})")
-    return c // cin_g
-
-
 def _offset_groups(nhwc_shape, given_shape, out_shape, kernel_size, c, layout):
     """Offset groups G from offset's channels (2*G*KH*KW), checking its shape against the output's."""
     taps2 = 2 * kernel_size[0] * kernel_size[1]
     channels = nhwc_shape[3]
     if nhwc_shape[:3] != out_shape or channels == 0 or channels % taps2:
-        expected = "(" + ", ".join(_in_layout((*map(str, out_shape), f"{taps2}*G"), layout)) + ")"
+        expected = "(" + ", ".join(layout_shape(*map(str, out_shape), f"{taps2}*G", layout)) + ")"
         raise ValueError(f"expected offset to have shape {expected} (2*G*KH*KW channels for G >= 1 "
                          f"offset groups, Hout x Wout the output size), got {given_shape}")
     g = channels // taps2

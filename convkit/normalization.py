@@ -1,12 +1,10 @@
 """Batch normalisation with PyTorch's semantics, and folding it into a preceding convolution."""
-import numbers
-
 import numpy as np
 
 from ._kernels import batchnorm as _bn
 from ._kernels import reductions as _red
 from ._threads import resolve_num_threads
-from ._validation import FLOAT_DTYPES, as_float_array, check_layout, check_ndim
+from ._validation import as_float_array, check_layout, check_ndim, check_vector, real_arg
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, eps=1e-5, *, training=False,
@@ -34,8 +32,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, eps=1e-5, *
     check_layout(layout)
     x = as_float_array(x, "x")
     check_ndim(x, 4, "x", f"({', '.join(layout)})")
-    eps = _real(eps, "eps", minimum=0.0)
-    momentum = _real(momentum, "momentum")
+    eps = real_arg(eps, "eps", minimum=0.0)
+    momentum = real_arg(momentum, "momentum")
     channels = x.shape[3] if layout == "NHWC" else x.shape[1]
     for name, array in (("running_mean", running_mean), ("running_var", running_var)):
         if array is None and not training:
@@ -84,7 +82,7 @@ def fold_batch_norm(conv_weight, conv_bias, running_mean, running_var, weight, b
     conv_weight = as_float_array(conv_weight, "conv_weight")
     check_ndim(conv_weight, 4, "conv_weight", "(KH, KW, Cin/groups, Cout)" if layout == "NHWC"
                else "(Cout, Cin/groups, KH, KW)")
-    eps = _real(eps, "eps", minimum=0.0)
+    eps = real_arg(eps, "eps", minimum=0.0)
     dtype = conv_weight.dtype
     cout = conv_weight.shape[3] if layout == "NHWC" else conv_weight.shape[0]
     for name, array in (("running_mean", running_mean), ("running_var", running_var)):
@@ -106,25 +104,11 @@ def fold_batch_norm(conv_weight, conv_bias, running_mean, running_var, weight, b
     return (conv_weight * per_filter).astype(dtype), folded_bias.astype(dtype)
 
 
-def _real(value, name, minimum=None):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or (
-            minimum is not None and not value >= minimum):
-        kind = "a real number" if minimum is None else f"a real number >= {minimum}"
-        raise ValueError(f"expected {name} to be {kind}, got {value!r}")
-    return float(value)
-
-
 def _check_channel_vector(array, name, channels, dtype, writeable=False):
     """A per-channel array must be an ndarray of ``dtype`` and shape (channels,) (None passes)."""
     if array is None:
         return
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"expected {name} to be a numpy.ndarray, got {type(array).__name__}")
-    if array.dtype not in FLOAT_DTYPES or array.dtype != dtype:
-        raise TypeError(f"expected {name} to have dtype {np.dtype(dtype)} like the input, got {array.dtype}")
-    if array.shape != (channels,):
-        raise ValueError(f"expected {name} to have shape ({channels},), one value per channel, "
-                         f"got {array.shape}")
+    check_vector(array, name, channels, dtype, ", one value per channel")
     if writeable and not array.flags.writeable:
         raise ValueError(f"expected {name} to be writeable in training, to update it in place")
 

@@ -4,6 +4,7 @@ Each has ``spec``, the ``activation=`` value of convkit's fused convolutions, so
 the activation into the convolution before it.
 """
 from .. import activations as F
+from .._validation import real_arg
 from .module import Module
 
 
@@ -54,7 +55,7 @@ class LeakyReLU(_Activation):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = F._real(negative_slope, "negative_slope")
+        self.negative_slope = real_arg(negative_slope, "negative_slope")
 
     @property
     def spec(self):
@@ -72,7 +73,7 @@ class ELU(_Activation):
 
     def __init__(self, alpha=1.0):
         super().__init__()
-        self.alpha = F._real(alpha, "alpha")
+        self.alpha = real_arg(alpha, "alpha")
 
     @property
     def spec(self):

@@ -1,6 +1,7 @@
 """Convolution layers: Conv2d, ConvTranspose2d and DeformConv2d, PyTorch's constructors and parameter names."""
 import numpy as np
 
+from .._layout import hwio_to_oihw, oihw_to_hwio
 from .._validation import check_choice, conv_geometry, int_arg, pair
 from ..conv import ALGORITHMS, conv2d
 from ..counts import conv_macs, conv_transpose_macs, deform_conv_macs
@@ -34,7 +35,7 @@ class _ConvNd(Module):
         shape = self._torch_weight_shape()
         fan_in = shape[1] * shape[2] * shape[3]
         w = kaiming_uniform(rng, shape, fan_in, dtype)
-        self.register_parameter("weight", np.ascontiguousarray(self._from_torch("weight", w)))
+        self.register_parameter("weight", self._from_torch("weight", w))
         if bias:
             self.register_parameter("bias", kaiming_uniform(rng, (self.out_channels,), fan_in, dtype))
         else:
@@ -49,19 +50,19 @@ class _ConvNd(Module):
 
     def _to_torch(self, name, array):
         if name == "weight" and self.layout == "NHWC":
-            return array.transpose(3, 2, 0, 1)      # e.g. HWIO -> OIHW
+            return hwio_to_oihw(array)
         return array
 
     def _from_torch(self, name, array):
         if name == "weight" and self.layout == "NHWC":
-            return array.transpose(2, 3, 1, 0)      # e.g. OIHW -> HWIO
+            return oihw_to_hwio(array)
         return array
 
     def nhwc_weight(self):
         """The weight in the NHWC functions' convention, whatever the layout (converted once, cached)."""
         if self.layout == "NHWC":
             return self.weight
-        return self._cached("hwio", lambda: np.ascontiguousarray(self.weight.transpose(2, 3, 1, 0)))
+        return self._cached("hwio", lambda: oihw_to_hwio(self.weight))
 
     def _check_channels(self, shape):
         if len(shape) != 4 or shape[3] != self.in_channels:

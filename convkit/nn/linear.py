@@ -1,6 +1,7 @@
 """Linear, Flatten and Dropout: the classifier end of a network."""
 import numpy as np
 
+from .._layout import from_nhwc
 from ..linear import linear
 from .._validation import int_arg
 from .init import float_dtype, generator, kaiming_uniform
@@ -49,7 +50,7 @@ class Flatten(Module):
 
     def _forward(self, x):
         if x.ndim == 4 and self.layout == "NCHW" and x.shape[1] * x.shape[2] > 1:
-            x = x.transpose(0, 3, 1, 2)
+            x = from_nhwc(x, self.layout)
         return x.reshape(x.shape[0], -1)
 
     def _out_shape(self, shape):

@@ -11,7 +11,7 @@ Modules start in evaluation mode (the opposite of PyTorch): convkit computes inf
 """
 import numpy as np
 
-from .._layout import from_nhwc, nhwc_shape, to_nhwc
+from .._layout import from_nhwc, layout_shape, nhwc_shape, to_nhwc
 from .._validation import check_layout
 
 # Bumped whenever any module's parameters or buffers are replaced or loaded (or its mode changes).  Caches
@@ -189,10 +189,7 @@ class Module:
         return nhwc_shape(shape, self.layout) if self.layout == "NCHW" and len(shape) == 4 else shape
 
     def _shape_from_internal(self, shape):
-        if self.layout == "NCHW" and len(shape) == 4:
-            n, h, w, c = shape
-            return n, c, h, w
-        return tuple(shape)
+        return layout_shape(*shape, self.layout) if self.layout == "NCHW" and len(shape) == 4 else tuple(shape)
 
     def _trace(self, shape, visit):
         """Propagate an internal input shape through the leaves in execution order, calling
