@@ -3,6 +3,7 @@ __version__ = "0.1.0"
 
 from ._config import show_config
 from ._threads import get_num_threads, set_num_threads
+from .autotune import autotune_cache, set_autotune
 from .activations import elu, leaky_relu, relu, relu6, sigmoid, tanh
 from .conv import conv2d
 from .conv_transpose import conv_transpose2d
@@ -25,5 +26,6 @@ __all__ = [
     "deform_conv_macs", "deform_conv_params", "deform_sampling_macs", "depthwise_conv_macs",
     "depthwise_conv_params",
     "models", "nn", "summary",
+    "autotune_cache", "set_autotune",
     "col2im", "conv2d", "get_num_threads", "im2col", "set_num_threads", "show_config",
 ]

@@ -5,6 +5,7 @@ from ._blas import single_threaded_blas
 from ._kernels import conv_direct as _direct
 from ._kernels import elementwise as _epilogue
 from ._kernels import im2col as _im2col
+from . import autotune as _autotune
 from . import winograd as _winograd
 from .activations import resolve_activation
 from .grouped import grouped_direct_kernel
@@ -60,17 +61,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
         _winograd.check_geometry((kh, kw), stride, dilation, groups)
     if out is not None:
         check_out(out, layout_shape(n, hout, wout, cout, layout), xh.dtype, (x, weight, bias))
+    y = out if (out is not None and layout == "NHWC") else np.empty((n, hout, wout, cout), xh.dtype)
     if algo == "auto":
         algo = choose_algorithm((kh, kw), stride, pads, groups, (hout, wout))
-
-    y = out if (out is not None and layout == "NHWC") else np.empty((n, hout, wout, cout), xh.dtype)
-    if algo == "direct":
-        _conv_direct(xh, w, bias, act, stride, pads, dilation, groups, y, nt)
-    elif algo == "winograd":
-        _winograd.conv2d_winograd(xh, _winograd.WinogradWeight(w), bias, act, pads, y, nt)
-    else:
-        with single_threaded_blas():  # see convkit._blas
-            _conv_im2col(xh, w, bias, act, stride, pads, dilation, groups, y, nt)
+        if _autotune.autotune_enabled():
+            problem = _autotune.Problem(x.shape, weight.shape, stride, pads, dilation, groups, xh.dtype.name,
+                                        layout, nt)
+            algo = _autotune.tuned_algorithm(problem, lambda a: run_conv(
+                xh, w, bias, act, stride, pads, dilation, groups, a, y, nt), algo)
+    run_conv(xh, w, bias, act, stride, pads, dilation, groups, algo, y, nt)
     if layout == "NHWC":
         return y
     if out is None:
@@ -79,7 +78,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
 
 
 def choose_algorithm(kernel_size, stride, pads, groups, out_size):
-    """The ``algo="auto"`` rule, from ``python -m convkit bench`` on the 2-core AVX2 machine.
+    """The ``algo="auto"`` rule, from ``python -m convkit bench`` on the 2-core AVX2 machine (with
+    :func:`convkit.set_autotune`, a measured choice between the exact algorithms replaces it).
 
     * Small output maps (at most 256 pixels: ResNet's 14x14 and 7x7 stages), ungrouped: ``"im2col"``.
       The direct kernel reads each weight block once per run of at most 96 output pixels, so with few
@@ -92,6 +92,18 @@ def choose_algorithm(kernel_size, stride, pads, groups, out_size):
     if groups == 1 and out_size[0] * out_size[1] <= 256:
         return "im2col"
     return "direct"
+
+
+def run_conv(x, w, bias, act, stride, pads, dilation, groups, algo, y, nt):
+    """The convolution into ``y`` on checked NHWC arrays, ``algo`` resolved (what conv2d runs after its
+    checks)."""
+    if algo == "direct":
+        _conv_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt)
+    elif algo == "winograd":
+        _winograd.conv2d_winograd(x, _winograd.WinogradWeight(w), bias, act, pads, y, nt)
+    else:
+        with single_threaded_blas():  # see convkit._blas
+            _conv_im2col(x, w, bias, act, stride, pads, dilation, groups, y, nt)
 
 
 def _conv_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt):

@@ -129,6 +129,8 @@ def _net(name, layout="NHWC"):
         return _blocks_net(layout)
     if name == "deform":
         return convkit.nn.DeformConv2d(4, 8, 3, padding=1, layout=layout)
+    if name == "resnet18_winograd":
+        return convkit.models.resnet18(layout, num_classes=10, algo="winograd")
     return getattr(convkit.models, name)(layout, num_classes=10)
 
 
@@ -149,6 +151,14 @@ def _quiet(fn):
     return out.getvalue()
 
 
+def _autotuned(fn):
+    convkit.set_autotune(True)
+    try:
+        return fn()
+    finally:
+        convkit.set_autotune(False)
+
+
 CALLS = [
     _conv_call("direct", "direct"),
     _conv_call("im2col", "im2col"),
@@ -158,6 +168,8 @@ CALLS = [
     _conv_call("depthwise", "direct", groups=8, cout=16),
     _conv_call("grouped", "direct", groups=4),
     _conv_call("grouped_im2col", "im2col", groups=2),
+    _conv_call("winograd", "winograd"),
+    _conv_call("winograd_nchw_same_elu", "winograd", padding="same", activation="elu", layout="NCHW"),
     Call("conv_transpose2d", "direct", lambda s: _transpose(s, cout=16),
          lambda a: convkit.conv_transpose2d(a["x"], a["weight"], a["bias"], 2, 1, algo="direct")),
     Call("conv_transpose2d", "col2im_groups_nchw", lambda s: _transpose(s, cout=6, groups=2, layout="NCHW"),
@@ -208,11 +220,16 @@ CALLS = [
          lambda a: a["net"](a["x"], a["offset"], a["mask"]), reps=100),
     Call("models", "resnet18_nchw", lambda s: dict(net=_net("resnet18", "NCHW"), x=_model_input(s, "NCHW")),
          lambda a: a["net"](a["x"]), reps=10),
+    Call("models", "resnet18_winograd", lambda s: dict(net=_net("resnet18_winograd"), x=_model_input(s)),
+         lambda a: a["net"](a["x"]), reps=10),
     Call("models", "mobilenet_v2", lambda s: dict(net=_net("mobilenet_v2"), x=_model_input(s)),
          lambda a: a["net"](a["x"]), reps=10),
     Call("summary", "sequential", lambda s: dict(net=_net("sequential")),
          lambda a: convkit.summary(a["net"], (1, 32, 32, 3), file=io.StringIO()), reps=100),
     Call("show_config", "stdout", lambda s: {}, lambda a: _quiet(convkit.show_config), threads=False, reps=100),
+    Call("set_autotune", "tuned_conv2d", _conv, lambda a: _autotuned(
+        lambda: convkit.conv2d(a["x"], a["weight"], a["bias"], padding=1)), threads=False, reps=100),
+    Call("autotune_cache", "read", lambda s: {}, lambda a: convkit.autotune_cache()),
     Call("get_num_threads", "default", lambda s: {}, lambda a: convkit.get_num_threads()),
     Call("set_num_threads", "set_and_restore", lambda s: {},
          lambda a: (convkit.set_num_threads(1), convkit.get_num_threads(), convkit.set_num_threads(None)),

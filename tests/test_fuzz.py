@@ -196,6 +196,47 @@ def test_conv2d_layouts_and_thread_counts_agree(case, algo):
         assert_within(y, base.astype(np.float64), 2 * bound, dtype, terms)
 
 
+@st.composite
+def winograd_cases(draw):
+    """What ``algo="winograd"`` computes: 3x3, stride 1, dilation 1, groups 1, any padding; maps up to
+    12 pixels a side, so F(2,3) and F(4,3) with partial tiles, and up to three channel blocks."""
+    n = draw(st.integers(0, 2))
+    size = (draw(st.integers(1, 12)), draw(st.integers(1, 12)))
+    padding = draw(paddings)
+    pads = pads_of(padding, size, (3, 3), (1, 1), (1, 1))
+    out = tuple(output_size(size[a], 3, 1, pads[2 * a], pads[2 * a + 1], 1) for a in range(2))
+    geo = dict(n=n, size=size, kernel=(3, 3), stride=1, padding=padding, dilation=1, s=(1, 1), d=(1, 1),
+               pads=pads, out=out if min(out) > 0 else None)
+    cin, cout, dtype = draw(st.integers(1, 20)), draw(st.integers(1, 40)), draw(dtypes)
+    x = draw(arrays((n, *size, cin), dtype))
+    w = draw(arrays((3, 3, cin, cout), dtype))
+    b = draw(st.one_of(st.none(), arrays((cout,), dtype)))
+    return geo, 1, dtype, x, w, b
+
+
+#: Winograd's error is not bounded per output by that output's own products: the transforms mix a tile's
+#: 6x6 inputs with all 9 taps, by constants up to 8 (F(4,3)), and cancel exactly only in exact arithmetic.
+#: The test bounds it by max |x| times the largest sum of |w| over one output channel instead, with this
+#: growth factor for the transforms.
+WINOGRAD_GROWTH = 512
+
+
+@given(case=winograd_cases(), layout=layouts, activation=st.sampled_from(ACTIVATIONS),
+       threads=st.integers(1, 3))
+def test_conv2d_winograd_matches_reference(case, layout, activation, threads):
+    geo, groups, dtype, x, w, b = case
+    if geo["out"] is None:
+        with pytest.raises(ValueError, match="non-empty output"):
+            call_conv(geo, groups, x, w, b, layout, algo="winograd")
+        return
+    expected, bound, terms = conv_expected(geo, groups, x, w, b, activation)
+    y = call_conv(geo, groups, x, w, b, layout, algo="winograd", activation=activation, num_threads=threads)
+    scale = np.abs(x).max(initial=0.0) * np.abs(w).astype(np.float64).sum(axis=(0, 1, 2)).max()
+    scale += 0.0 if b is None else np.abs(b).max()
+    # every activation here changes values by at most the change of its input (Lipschitz 1)
+    assert_within(y, expected, np.full(expected.shape, WINOGRAD_GROWTH * scale), dtype, terms)
+
+
 # --- conv_transpose2d -------------------------------------------------------------------------------
 
 @st.composite
