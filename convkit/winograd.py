@@ -11,18 +11,9 @@ The weights are transformed once per call (float64 arithmetic, cast to the dtype
 import numpy as np
 
 from ._kernels import winograd as _wino
-from ._threads import resolve_num_threads
+from ._threads import get_num_threads, resolve_num_threads
 from ._validation import as_bias, as_float_array, check_ndim, conv_geometry
 from .activations import resolve_activation
-
-#: Interpolation matrices (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
-#: F(2,3): points 0, +-1, infinity.  F(4,3): points 0, +-1, +-2, infinity.  B^T and A^T are hard-coded
-#: in src/winograd_tile.h; G is applied here to the weights.
-G = {
-    2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
-    4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                 [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
-}
 
 #: Bytes of transformed tiles (V and M, all threads together) one call may hold at once, as im2col's.
 WORKSPACE_BYTES = 8 << 20
@@ -58,7 +49,9 @@ def choose_tile(out_size):
 class WinogradWeight:
     """HWIO 3x3 weights with their Winograd transforms, computed on first use for each tile size and kept.
 
-    ``packed(m)`` is U = G g G^T (float64 arithmetic, cast to the weights' dtype) packed for the kernel:
+    ``packed(m)`` is U = G g G^T (float64 arithmetic, rounded once to the weights' dtype; G for the
+    interpolation points 0, +-1, infinity (F(2,3)) or 0, +-1, +-2, infinity (F(4,3)), Lavin & Gray 2016,
+    in src/winograd_tile.h with B^T and A^T) packed for the kernel:
     (A*A, blocks, Cin, lanes), A = m + 2, Cout zero-padded to whole blocks of ``lanes`` channels.  What
     ``convkit.nn.Conv2d(..., algo="winograd")`` keeps between calls; the weights must not change after.
     """
@@ -67,7 +60,7 @@ class WinogradWeight:
         w = np.asarray(weight_hwio)
         if w.ndim != 4 or w.shape[:2] != (3, 3):
             raise ValueError(f"expected 3x3 HWIO weights (3, 3, Cin, Cout), got shape {w.shape}")
-        self.weight = w
+        self.weight = np.ascontiguousarray(w)
         self._packed = {}
 
     def packed(self, m):
@@ -79,13 +72,7 @@ class WinogradWeight:
 
 def _transform(w, m):
     _, _, cin, cout = w.shape
-    a = m + 2
-    lanes = _wino.lanes(w.dtype)
-    blocks = -(-cout // lanes)
-    u = np.einsum("ik,jl,klco->ijco", G[m], G[m], w.astype(np.float64))   # G g G^T per (ci, co)
-    packed = np.zeros((a * a, cin, blocks * lanes), dtype=w.dtype)
-    packed[:, :, :cout] = u.reshape(a * a, cin, cout)
-    return np.ascontiguousarray(packed.reshape(a * a, cin, blocks, lanes).transpose(0, 2, 1, 3))
+    return _wino.transform_weights(w, m, max(1, min(get_num_threads(), cin * cout // 4096)))
 
 
 def plan(n, out_size, cin, cout, m, itemsize, num_threads):

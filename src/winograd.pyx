@@ -45,6 +45,10 @@ cdef extern from "winograd_tile.h" nogil:
     void ck_wino_input_f64(int A, const double* const* d, Py_ssize_t nc, double* v, Py_ssize_t pos_stride)
     void ck_wino_output_f32(int A, const float* mm, Py_ssize_t pos_stride, float* o)
     void ck_wino_output_f64(int A, const double* mm, Py_ssize_t pos_stride, double* o)
+    void ck_wino_weight_f32(int A, const float* w, Py_ssize_t tap_stride, Py_ssize_t n, float* u,
+                            Py_ssize_t pos_stride)
+    void ck_wino_weight_f64(int A, const double* w, Py_ssize_t tap_stride, Py_ssize_t n, double* u,
+                            Py_ssize_t pos_stride)
 
 
 cdef inline void input_tile(int A, const floating* const* d, Py_ssize_t nc, floating* v,
@@ -60,6 +64,14 @@ cdef inline void output_tile(int A, const floating* mm, Py_ssize_t pos_stride, f
         ck_wino_output_f32(A, mm, pos_stride, o)
     else:
         ck_wino_output_f64(A, mm, pos_stride, o)
+
+
+cdef inline void weight_block(int A, const floating* w, Py_ssize_t tap_stride, Py_ssize_t n, floating* u,
+                              Py_ssize_t pos_stride) noexcept nogil:
+    if floating is float:
+        ck_wino_weight_f32(A, w, tap_stride, n, u, pos_stride)
+    else:
+        ck_wino_weight_f64(A, w, tap_stride, n, u, pos_stride)
 
 
 cdef inline void micro_tile(const floating* const* xp, const floating* w, Py_ssize_t cin,
@@ -169,3 +181,24 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u, 
             wino_item(xp, up, bp, &zeros[0], &out[0, 0, 0, 0], &vbuf[tid, 0], &mbuf[tid, 0],
                       A, item // nchunks, item % nchunks, T, chunk_blocks, ntiles, tiles_w, tiles_img,
                       H, W, C, Cp, Cout, nblk, Hout, Wout, pt, pl, act, <floating>alpha)
+
+
+def transform_weights(const floating[:, :, :, ::1] w, int m, int num_threads):
+    """HWIO 3x3 weights (3, 3, Cin, Cout) -> U = G g G^T packed (A*A, ceil(Cout / lanes), Cin, lanes),
+    A = m + 2, computed in float64 and rounded once; output channels past Cout are zeros."""
+    cdef int A = m + 2
+    cdef Py_ssize_t C = w.shape[2], Cout = w.shape[3]
+    cdef Py_ssize_t B = LANES_F32 if floating is float else LANES_F64
+    cdef Py_ssize_t nblk = (Cout + B - 1) // B, item, ci, b
+    assert w.shape[0] == 3 and w.shape[1] == 3 and A in (4, 6)
+    u = np.empty((A * A, nblk, C, B), dtype=np.float32 if floating is float else np.float64)
+    if u.size == 0:
+        return u
+    cdef floating[:, :, :, ::1] uv = u
+    with nogil:
+        for item in prange(C * nblk, num_threads=num_threads, schedule="static"):
+            ci = item // nblk
+            b = item % nblk
+            weight_block(A, &w[0, 0, ci, b * B], C * Cout, min(B, Cout - b * B), &uv[0, b, ci, 0],
+                         nblk * C * B)
+    return u

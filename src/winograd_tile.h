@@ -16,6 +16,12 @@
 
 #define CK_WINO_MAX_A 6
 
+/* G (A x 3) of the weight transform U = G g G^T, for F(2,3) and F(4,3). */
+static const double ck_wino_g4[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double ck_wino_g6[6][3] = {
+    {1. / 4, 0, 0}, {-1. / 6, -1. / 6, -1. / 6}, {-1. / 6, 1. / 6, -1. / 6},
+    {1. / 24, 1. / 12, 1. / 6}, {1. / 24, -1. / 12, 1. / 6}, {0, 0, 1}};
+
 /* o[k*os] = (B^T e)[k] for the A values e[k*is], k < A, each a run of L lanes. */
 #define CK_WINO_DEFINE(SUF, T, L)                                                              \
 static inline void ck_wino_bt4_##SUF(const T *e, ptrdiff_t is, T *o, ptrdiff_t os)            \
@@ -102,6 +108,27 @@ static inline void ck_wino_output_##SUF(int A, const T *mm, ptrdiff_t pos_stride
         if (A == 6) ck_wino_at6_##SUF(tmp + i * A * L, L, o + i * m * L, L);                   \
         else ck_wino_at4_##SUF(tmp + i * A * L, L, o + i * m * L, L);                          \
     }                                                                                          \
+}                                                                                              \
+/* Weight transform of one input channel and one block of n <= L output channels, in float64:        \
+ * g(k, l) at w + (k*3 + l)*tap_stride (HWIO: tap_stride = Cin*Cout), U(i, j) stored at                \
+ * u + (i*A + j)*pos_stride; lanes n..L get zeros. */                                                 \
+static inline void ck_wino_weight_##SUF(int A, const T *w, ptrdiff_t tap_stride, ptrdiff_t n, T *u,   \
+                                        ptrdiff_t pos_stride)                                          \
+{                                                                                              \
+    const double (*g)[3] = A == 6 ? ck_wino_g6 : ck_wino_g4;                                   \
+    double in[9][L], tmp[CK_WINO_MAX_A][3][L];                                                 \
+    for (int t = 0; t < 9; t++)                                                                \
+        for (int l = 0; l < L; l++)                                                            \
+            in[t][l] = l < n ? (double)w[t * tap_stride + l] : 0.0;                            \
+    for (int i = 0; i < A; i++)                /* tmp = G g */                                 \
+        for (int c = 0; c < 3; c++)                                                            \
+            for (int l = 0; l < L; l++)                                                        \
+                tmp[i][c][l] = g[i][0] * in[c][l] + g[i][1] * in[3 + c][l] + g[i][2] * in[6 + c][l]; \
+    for (int i = 0; i < A; i++)                /* U = tmp G^T */                               \
+        for (int j = 0; j < A; j++)                                                            \
+            for (int l = 0; l < L; l++)                                                        \
+                u[(i * A + j) * pos_stride + l] =                                              \
+                    (T)(tmp[i][0][l] * g[j][0] + tmp[i][1][l] * g[j][1] + tmp[i][2][l] * g[j][2]); \
 }
 
 CK_WINO_DEFINE(f32, float, 16)

@@ -4,6 +4,7 @@ import numpy as np
 import convkit
 from convkit.conv import choose_algorithm, im2col_workspace_bytes
 from convkit.grouped import direct_workspace_bytes
+from convkit.winograd import workspace_bytes as winograd_workspace_bytes
 from convkit._validation import conv_geometry
 
 from .core import Candidate, Case
@@ -26,8 +27,11 @@ QUICK_LAYERS = [0, 2, 3]
 
 def layer_case(name, n, h, w, cin, cout, k, stride, padding, dilation, groups, section="conv2d",
                algos=("direct", "im2col", "auto")):
-    """A Case timing convkit.conv2d's algorithms and the peers on one layer shape (also used by other suites)."""
+    """A Case timing convkit.conv2d's algorithms and the peers on one layer shape (also used by other suites);
+    layers Winograd can compute get a ``winograd`` candidate too."""
     (sh, sw), (dh, dw), pads, (hout, wout) = conv_geometry((h, w), (k, k), stride, padding, dilation)
+    if (k, sh, sw, dh, dw, groups) == (3, 1, 1, 1, 1, 1):
+        algos = (*algos, "winograd")
     flops = 2.0 * n * hout * wout * cout * k * k * (cin // groups)
 
     def make(config):
@@ -46,6 +50,7 @@ def layer_case(name, n, h, w, cin, cout, k, stride, padding, dilation, groups, s
             "im2col": im2col_workspace_bytes((n, h, w, cin), w_hwio.shape, (sh, sw), pads, (dh, dw),
                                              groups, (hout, wout), itemsize),
         }
+        workspace["winograd"] = winograd_workspace_bytes(n, (hout, wout), cin, cout, itemsize, config.threads)
         workspace["auto"] = workspace.get(auto, 0)
         cands = [Candidate(f"auto={auto}" if a == "auto" else a,
                            _conv_call(x, wt, stride, padding, dilation, groups, config.layout, a),
