@@ -79,10 +79,10 @@ def plan(n, out_size, cin, cout, m, itemsize, num_threads):
     """(tiles per block, channel blocks per chunk, threads used) for one call.
 
     Tiles are shared evenly between a multiple of the thread count of blocks of at most MAX_TILE_BLOCK
-    (a multiple of the micro-kernel's 6 rows); with fewer blocks than threads (small maps), the output
-    channels are split into chunks too, so every thread has work and reads only its share of U.  Blocks
-    then shrink (down to 6 tiles), and as a last resort fewer threads run, until the workspace of all
-    threads fits WORKSPACE_BYTES.
+    (a multiple of the micro-kernel's rows, ``_wino.tile_rows()``); with fewer blocks than threads (small
+    maps), the output channels are split into chunks too, so every thread has work and reads only its
+    share of U.  Blocks then shrink (down to one register tile of rows), and as a last resort fewer
+    threads run, until the workspace of all threads fits WORKSPACE_BYTES.
     """
     a2 = (m + 2) ** 2
     lanes = _wino.lanes(np.float32 if itemsize == 4 else np.float64)
@@ -93,7 +93,8 @@ def plan(n, out_size, cin, cout, m, itemsize, num_threads):
     blocks = max(1, -(-tiles // MAX_TILE_BLOCK))
     if blocks < 4 * nt:
         blocks = -(-blocks // nt) * nt
-    block = min(_round6(-(-tiles // blocks)), MAX_TILE_BLOCK)
+    rows = _wino.tile_rows()
+    block = min(_round_up(-(-tiles // blocks), rows), _round_up(MAX_TILE_BLOCK, rows))
     blocks = max(1, -(-tiles // block))
     chunks = min(nblk, -(-nt // blocks)) if blocks < nt else 1
     chunk = -(-nblk // chunks)
@@ -102,8 +103,8 @@ def plan(n, out_size, cin, cout, m, itemsize, num_threads):
         return teams * a2 * block * (cin_pad + chunk * lanes) * itemsize
 
     teams = max(1, min(nt, blocks * -(-nblk // chunk)))
-    while workspace(block, chunk, teams) > WORKSPACE_BYTES and block > 6:
-        block -= 6
+    while workspace(block, chunk, teams) > WORKSPACE_BYTES and block > rows:
+        block -= rows
     while workspace(block, chunk, teams) > WORKSPACE_BYTES and chunk > 1:
         chunk = -(-chunk // 2)
     while workspace(block, chunk, teams) > WORKSPACE_BYTES and teams > 1:
@@ -111,8 +112,8 @@ def plan(n, out_size, cin, cout, m, itemsize, num_threads):
     return block, chunk, teams
 
 
-def _round6(t):
-    return max(6, -(-t // 6) * 6)
+def _round_up(n, m):
+    return max(m, -(-n // m) * m)
 
 
 def workspace_bytes(n, out_size, cin, cout, itemsize, num_threads):
@@ -125,14 +126,16 @@ def workspace_bytes(n, out_size, cin, cout, itemsize, num_threads):
     return teams * (m + 2) ** 2 * block * (cin_pad + chunk_width) * itemsize
 
 
-def conv2d_winograd(x, weight, bias, act, pads, y, num_threads, m=None):
-    """y (N, Hout, Wout, Cout) = act(conv(x, weight) + bias) for NHWC ``x`` and a :class:`WinogradWeight`,
-    with F(m, 3) (default :func:`choose_tile`); ``act`` from resolve_activation, ``pads`` (t, b, l, r)."""
+def conv2d_winograd(x, weight, bias, act, pads, y, num_threads, m=None, residual=None):
+    """y (N, Hout, Wout, Cout) = act(conv(x, weight) + bias + residual) for NHWC ``x`` and a
+    :class:`WinogradWeight`, with F(m, 3) (default :func:`choose_tile`); ``act`` from resolve_activation,
+    ``pads`` (t, b, l, r), ``residual`` None or a C-contiguous array of y's shape and dtype."""
     n, _, _, cin = x.shape
     _, hout, wout, cout = y.shape
     m = choose_tile((hout, wout)) if m is None else m
     block, chunk, teams = plan(n, (hout, wout), cin, cout, m, x.itemsize, num_threads)
-    _wino.conv2d_nhwc(x, weight.packed(m), bias, y, m, pads[0], pads[2], block, chunk, *act, teams)
+    _wino.conv2d_nhwc(x, weight.packed(m), bias, y, m, pads[0], pads[2], block, chunk, *act, teams,
+                      residual=residual)
 
 
 def conv2d_transformed(x, weight, bias=None, padding=0, *, activation=None, num_threads=None):

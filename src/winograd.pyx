@@ -6,8 +6,8 @@ The output is cut into m x m tiles (partial at the right and bottom edges).  Wor
 1. input transform: each tile's A x A input pixels (channel vectors; zeros outside the image) become
    V[pos][tile][ci] for the A*A positions (``winograd_tile.h``);
 2. element-wise stage: for each position a GEMM M[pos] (tiles x Cout) = V[pos] (tiles x Cin) times
-   U[pos] (Cin x Cout), on the micro-kernel of the direct convolution (``microkernel.h``: 6 tiles x one
-   block of output channels per register tile, V[pos]'s rows are the 6 input pointers);
+   U[pos] (Cin x Cout), on the register tile of the direct convolution and the GEMM (``microkernel.h``:
+   CK_TILE_PIXELS tiles x one block of output channels; V[pos]'s rows are its input pointers);
 3. output transform of each tile and channel block, with bias and activation, stored to the pixels
    inside the image.
 
@@ -24,23 +24,15 @@ from omp cimport omp_get_thread_num
 
 import numpy as np
 
-cdef enum:
-    LANES_F32 = 16    # output channels per register tile (microkernel.h: two 256-bit vectors)
-    LANES_F64 = 8
-
-
-def lanes(dtype):
-    """Channels per packed weight block (and per transform run) for ``dtype``."""
-    return LANES_F32 if np.dtype(dtype) == np.float32 else LANES_F64
-
-
 cdef extern from "microkernel.h" nogil:
-    enum: CK_TILE_PIXELS
+    enum: CK_TILE_PIXELS   # rows (tiles) of the register tile
     void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
     void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
 
 cdef extern from "winograd_tile.h" nogil:
     enum: CK_WINO_MAX_A
+    enum: LANES_F32 "CK_WINO_LANES_F32"     # output channels per register tile
+    enum: LANES_F64 "CK_WINO_LANES_F64"
     void ck_wino_input_f32(int A, const float* const* d, Py_ssize_t nc, float* v, Py_ssize_t pos_stride)
     void ck_wino_input_f64(int A, const double* const* d, Py_ssize_t nc, double* v, Py_ssize_t pos_stride)
     void ck_wino_output_f32(int A, const float* mm, Py_ssize_t pos_stride, float* o)
@@ -49,6 +41,16 @@ cdef extern from "winograd_tile.h" nogil:
                             Py_ssize_t pos_stride)
     void ck_wino_weight_f64(int A, const double* w, Py_ssize_t tap_stride, Py_ssize_t n, double* u,
                             Py_ssize_t pos_stride)
+
+
+def lanes(dtype):
+    """Channels per packed weight block (and per transform run) for ``dtype``."""
+    return LANES_F32 if np.dtype(dtype) == np.float32 else LANES_F64
+
+
+def tile_rows():
+    """Tiles per register tile: work items hold a multiple of this many tiles."""
+    return CK_TILE_PIXELS
 
 
 cdef inline void input_tile(int A, const floating* const* d, Py_ssize_t nc, floating* v,
@@ -83,8 +85,8 @@ cdef inline void micro_tile(const floating* const* xp, const floating* w, Py_ssi
 
 
 cdef inline void wino_item(
-    const floating* x, const floating* u, const floating* bias, const floating* zeros, floating* y,
-    floating* v, floating* mbuf, int A, Py_ssize_t blk, Py_ssize_t chunk,
+    const floating* x, const floating* u, const floating* bias, const floating* res, const floating* zeros,
+    floating* y, floating* v, floating* mbuf, int A, Py_ssize_t blk, Py_ssize_t chunk,
     Py_ssize_t T, Py_ssize_t chunk_blocks, Py_ssize_t ntiles, Py_ssize_t tiles_w, Py_ssize_t tiles_img,
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Cp, Py_ssize_t Cout, Py_ssize_t nblk,
     Py_ssize_t Hout, Py_ssize_t Wout, Py_ssize_t pt, Py_ssize_t pl, int act, floating alpha,
@@ -98,7 +100,8 @@ cdef inline void wino_item(
     cdef floating o[(CK_WINO_MAX_A - 2) * (CK_WINO_MAX_A - 2) * LANES_F32]
     cdef Py_ssize_t t0 = blk * T, nt = min(T, ntiles - t0)
     cdef Py_ssize_t b0 = chunk * chunk_blocks, nb = min(chunk_blocks, nblk - b0)
-    cdef Py_ssize_t t, g, tile, img, ty, tx, ih, iw, i, j, pos, bl, tg, r, co0, nco, oh, ow
+    cdef Py_ssize_t t, g, tile, img, ty, tx, ih, iw, i, j, pos, bl, tg, r, co0, nco, oh, ow, off, c
+    cdef floating* op
     # 1. input transform, V[pos][t][0:Cp]
     for t in range(nt):
         tile = t0 + t
@@ -136,18 +139,22 @@ cdef inline void wino_item(
             output_tile(A, mbuf + (bl * T + t) * B, nb * T * B, o)
             for i in range(min(m, Hout - oh)):
                 for j in range(min(m, Wout - ow)):
-                    activate_span(o + (i * m + j) * B, bias + co0 if bias != NULL else NULL,
-                                  y + ((img * Hout + oh + i) * Wout + ow + j) * Cout + co0, nco,
-                                  act, alpha)
+                    off = ((img * Hout + oh + i) * Wout + ow + j) * Cout + co0
+                    op = o + (i * m + j) * B
+                    if res != NULL:     # the shortcut, added before the activation
+                        for c in range(nco):
+                            op[c] += res[off + c]
+                    activate_span(op, bias + co0 if bias != NULL else NULL, y + off, nco, act, alpha)
 
 
 def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u, bias,
                 floating[:, :, :, ::1] out, int m, Py_ssize_t pt, Py_ssize_t pl,
-                Py_ssize_t tile_block, Py_ssize_t chunk_blocks, int act, double alpha, int num_threads):
-    """out (N, Hout, Wout, Cout) = act(winograd F(m, 3)(x (N, H, W, C), U) + bias).
+                Py_ssize_t tile_block, Py_ssize_t chunk_blocks, int act, double alpha, int num_threads,
+                residual=None):
+    """out (N, Hout, Wout, Cout) = act(winograd F(m, 3)(x (N, H, W, C), U) + bias + residual).
 
     ``u``: transformed weights packed (A*A, ceil(Cout / lanes), C, lanes), A = m + 2.  Work items are
-    ``tile_block`` tiles (a multiple of the micro-kernel's 6) x ``chunk_blocks`` channel blocks.
+    ``tile_block`` tiles (a multiple of the micro-kernel's CK_TILE_PIXELS rows) x ``chunk_blocks`` channel blocks.
     """
     cdef int A = m + 2
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
@@ -173,12 +180,19 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u, 
     if bias is not None:
         bias_view = bias
         bp = &bias_view[0]
+    cdef const floating[:, :, :, ::1] res_view
+    cdef const floating* rp = NULL
+    if residual is not None:
+        res_view = residual
+        assert res_view.shape[0] == out.shape[0] and res_view.shape[1] == Hout
+        assert res_view.shape[2] == Wout and res_view.shape[3] == Cout
+        rp = &res_view[0, 0, 0, 0]
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
     cdef const floating* up = &u[0, 0, 0, 0] if C > 0 else &zeros[0]    # no input channels: bias only
     with nogil:
         for item in prange(items, num_threads=teams, schedule="static"):
             tid = omp_get_thread_num()
-            wino_item(xp, up, bp, &zeros[0], &out[0, 0, 0, 0], &vbuf[tid, 0], &mbuf[tid, 0],
+            wino_item(xp, up, bp, rp, &zeros[0], &out[0, 0, 0, 0], &vbuf[tid, 0], &mbuf[tid, 0],
                       A, item // nchunks, item % nchunks, T, chunk_blocks, ntiles, tiles_w, tiles_img,
                       H, W, C, Cp, Cout, nblk, Hout, Wout, pt, pl, act, <floating>alpha)
 

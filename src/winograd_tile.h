@@ -5,14 +5,23 @@
  * infinity, F(2,3) 0, +-1 and infinity.  The matching weight transform U = G g G^T is done once per
  * weight in float64 (convkit/winograd.py holds G).
  *
- * Each 1-D transform is straight-line arithmetic over L channel lanes (L = 16 float32 or 8 float64, the
- * width of the micro-kernel's block), so the compiler vectorises it over channels: NHWC keeps a pixel's
- * channels contiguous, and every tile of the image is transformed without gathers.
+ * Each 1-D transform is straight-line arithmetic over L channel lanes (CK_WINO_LANES_F32/_F64: the width
+ * of the micro-kernel's block of output channels), so the compiler vectorises it over channels: NHWC keeps
+ * a pixel's channels contiguous, and every tile of the image is transformed without gathers.
  */
 #ifndef CONVKIT_WINOGRAD_TILE_H
 #define CONVKIT_WINOGRAD_TILE_H
 #include <stddef.h>
 #include <string.h>
+#include "microkernel.h"
+
+#ifdef CK_NR_F32            /* simd.h's tile width */
+#  define CK_WINO_LANES_F32 CK_NR_F32
+#  define CK_WINO_LANES_F64 CK_NR_F64
+#else                       /* microkernel.h's fixed 6 x (two 256-bit vectors) tile */
+#  define CK_WINO_LANES_F32 16
+#  define CK_WINO_LANES_F64 8
+#endif
 
 #define CK_WINO_MAX_A 6
 
@@ -131,7 +140,7 @@ static inline void ck_wino_weight_##SUF(int A, const T *w, ptrdiff_t tap_stride,
                     (T)(tmp[i][0][l] * g[j][0] + tmp[i][1][l] * g[j][1] + tmp[i][2][l] * g[j][2]); \
 }
 
-CK_WINO_DEFINE(f32, float, 16)
-CK_WINO_DEFINE(f64, double, 8)
+CK_WINO_DEFINE(f32, float, CK_WINO_LANES_F32)
+CK_WINO_DEFINE(f64, double, CK_WINO_LANES_F64)
 
 #endif

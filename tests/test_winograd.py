@@ -4,6 +4,7 @@ import pytest
 
 import convkit
 from convkit import winograd
+from convkit._kernels import winograd as _wino
 from helpers import nchw, oihw
 from reference import conv2d_ref, pads_of
 from reference_units import activation_ref
@@ -105,6 +106,16 @@ def test_bias_and_activations_fused(activation, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_residual_added_before_the_activation(dtype, rng):
+    x, w, b, expected = _make((2, 9, 7, 6, 21, 1), dtype, rng)
+    residual = rng.standard_normal(expected.shape).astype(dtype)
+    y = np.empty(expected.shape, dtype)
+    winograd.conv2d_winograd(x, winograd.WinogradWeight(w), b, convkit.activations.resolve_activation("relu"),
+                             (1, 1, 1, 1), y, 2, residual=residual)
+    assert _relative_error(y, activation_ref(expected + residual, "relu")) <= 2 * _bound(dtype, (9, 7))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_thread_counts_give_identical_results(dtype, rng):
     """Blocks and chunks change with the thread count, each output's arithmetic does not."""
     x, w, b, _ = _make((3, 13, 11, 9, 40, 1), dtype, rng)
@@ -116,7 +127,7 @@ def test_thread_counts_give_identical_results(dtype, rng):
 def test_small_workspace_forces_blocks_and_chunks(rng, monkeypatch):
     monkeypatch.setattr(winograd, "WORKSPACE_BYTES", 1)
     x, w, b, expected = _make((2, 15, 17, 21, 50, 1), np.float64, rng)
-    assert winograd.plan(2, (15, 17), 21, 50, 4, 8, 3) == (6, 1, 1)
+    assert winograd.plan(2, (15, 17), 21, 50, 4, 8, 3) == (_wino.tile_rows(), 1, 1)
     y = convkit.conv2d(x, w, b, padding=1, algo="winograd", num_threads=3)
     assert _relative_error(y, expected) <= BOUND[np.float64, 4]
 
