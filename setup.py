@@ -15,6 +15,8 @@ Environment variables:
 ``CONVKIT_MODULES=conv_direct,im2col``
     development: (re)build only these kernels, e.g. with ``build_ext --inplace``.
 """
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -24,9 +26,11 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import Cython
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent.resolve()
 SRC = HERE / "src"
@@ -138,11 +142,76 @@ extensions = [
     if not os.environ.get("CONVKIT_MODULES") or pyx.stem in os.environ["CONVKIT_MODULES"].split(",")
 ]
 
-setup(
-    ext_modules=cythonize(
-        extensions,
-        include_path=[str(SRC)],
-        compiler_directives=directives,
-        nthreads=os.cpu_count() or 1,
-    ),
-)
+STAMPS = HERE / "convkit" / "_kernels" / "_build_stamps.json"
+
+
+def _build_key(ext):
+    """Everything a compiled kernel depends on: its source, the shared headers, this file, the flags and
+    the versions of Python, NumPy and Cython.  An equal key means the kernel in the tree is current."""
+    digest = hashlib.sha256()
+    for path in [HERE / ext.sources[0], Path(__file__).resolve(), *sorted(SRC.glob("*.pxd")),
+                 *sorted(SRC.glob("*.h"))]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update(repr((compile_args, link_args, sorted(directives.items()), _compiler(),
+                        sysconfig.get_config_var("EXT_SUFFIX"), np.__version__, Cython.__version__)).encode())
+    return digest.hexdigest()
+
+
+def _copy(src, dst):
+    """Copy a shared library by replacing the target file (a process that loaded the old one keeps it)."""
+    tmp = Path(f"{dst}.tmp{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+class BuildExt(build_ext):
+    """Compile the kernels in parallel, once.
+
+    Every build, also ``pip install .``, leaves the compiled kernels in the source tree too, so that
+    ``python -m convkit`` and ``python -m pytest`` work from the repository root (where the tree shadows
+    the installed package), and records each kernel's build key; a later build (the second README command)
+    reuses every kernel whose key is unchanged instead of compiling it again.
+    """
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
+
+    def run(self):
+        try:
+            self._stamps = json.loads(STAMPS.read_text())
+        except (OSError, ValueError):
+            self._stamps = {}
+        self._keys = {ext.name: _build_key(ext) for ext in self.extensions}
+        stale = [ext for ext in self.extensions if self.force or not self._current(ext)]
+        print(f"convkit: {len(self.extensions) - len(stale)} kernel(s) reused from the source tree, "
+              f"{len(stale)} to compile with {self.parallel} parallel job(s)")
+        for ext, c_ext in zip(stale, cythonize(stale, include_path=[str(SRC)], compiler_directives=directives,
+                                               nthreads=os.cpu_count() or 1)):
+            ext.sources = c_ext.sources   # .pyx -> the generated .c
+        self._stale = {ext.name for ext in stale}
+        super().run()
+        try:
+            if not self.inplace:
+                for name in self._stale:
+                    _copy(Path(self.build_lib, self.get_ext_filename(name)), self._tree_path(name))
+            self._stamps.update(self._keys)
+            STAMPS.write_text(json.dumps(self._stamps, indent=1, sort_keys=True))
+        except OSError as exc:
+            print(f"convkit: could not leave the compiled kernels in the source tree ({exc})", file=sys.stderr)
+
+    def build_extension(self, ext):
+        if ext.name in self._stale:
+            super().build_extension(ext)
+        else:
+            _copy(self._tree_path(ext.name), self.get_ext_fullpath(ext.name))
+
+    def _tree_path(self, name):
+        return HERE / self.get_ext_filename(name)
+
+    def _current(self, ext):
+        return self._stamps.get(ext.name) == self._keys[ext.name] and self._tree_path(ext.name).exists()
+
+
+setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})

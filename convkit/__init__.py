@@ -1,6 +1,8 @@
 """convkit: CPU convolution kernels in typed Cython with OpenMP, under a thin NumPy API."""
 __version__ = "0.1.0"
 
+from . import _kernels  # first: a clear ImportError in a source tree without compiled kernels
+
 from ._config import show_config
 from ._threads import get_num_threads, set_num_threads
 from .autotune import autotune_cache, set_autotune

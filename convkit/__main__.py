@@ -1,4 +1,4 @@
-"""Command line: ``python -m convkit bench|demo|config``."""
+"""Command line: ``python -m convkit bench|demo|draw|config`` (also the console script ``convkit``)."""
 import argparse
 import sys
 
@@ -7,6 +7,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     commands = {"bench": "compare convkit's algorithms with each other and with PyTorch/NumPy",
                 "demo": "build resnet18 and mobilenet_v2, print their summaries, time a forward pass",
+                "draw": "pictures of the convolution arithmetic (PNG and animated GIF)",
                 "config": "print how convkit was built"}
     if not argv or argv[0] not in commands:
         parser = argparse.ArgumentParser(prog="python -m convkit")
@@ -17,6 +18,9 @@ def main(argv=None):
     if command == "bench":
         from .bench.cli import main as bench_main
         bench_main(rest)
+    elif command == "draw":
+        from .draw import main as draw_main
+        draw_main(rest)
     elif command == "demo":
         from .demo import main as demo_main
         demo_main(rest)

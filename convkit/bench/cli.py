@@ -152,7 +152,7 @@ def plot(case_results, path, title):
         lo, hi = r.ratio_quartiles
         ax.barh(yy, r.ratio, height=0.8, color=colours[kind], xerr=[[r.ratio - lo], [hi - r.ratio]],
                 error_kw={"elinewidth": 0.8, "capsize": 2})
-        ax.text(max(r.ratio, hi) * 1.06, yy, f"{r.median_ms:.3g} ms  ({r.ratio:.2f}x{' *' if r.noisy else ''})",
+        ax.text(max(r.ratio, hi) * 1.06, yy, f"{r.median_ms:.4g} ms  ({r.ratio:.2f}x{' *' if r.noisy else ''})",
                 va="center", fontsize=7)
     for yy, text in group_heads:
         ax.text(0.0, yy, text, transform=ax.get_yaxis_transform(), fontsize=8, fontweight="bold", va="center")

@@ -329,8 +329,7 @@ def peer_verdict(peers):
     else:
         parts += [f"{p.ratio:.2f}x {peer_name(p.label)} ({peer_name(p.label)} faster)" for p in faster]
         parts += [f"level with {peer_name(p.label)} ({p.ratio:.2f}x, within the rounds' spread)" for p in level]
-        if slower:
-            parts.append(f"faster than {listed(slower)}")
+        parts += [f"faster than {peer_name(p.label)} ({p.ratio:.2f}x)" for p in slower]
     return "; ".join(parts)
 
 

@@ -77,6 +77,7 @@ def facts():
         "caches": {k: v for k, v in fields.items() if k.endswith("cache")},
         "cpu_isa_flags": [f for f in CPU_ISA_FLAGS if f in flags],
         "build_isa": getattr(build, "isa", "unknown"),
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,   # 1 minute, at the start
         "os": platform.platform(),
         "compiler": compiler_version(build.compiler),
         "build": build_config(),
