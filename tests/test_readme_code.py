@@ -1,16 +1,21 @@
 """Every Python code block of README.md runs as written, each in a fresh namespace with its own imports.
 
 Blocks of ``>>>`` lines run as doctests (their printed output is checked); other blocks are executed
-once.  A block whose optional peer is not installed (a missing module other than convkit and NumPy) is
+once, each in its own interpreter.  A block whose optional peer is not installed (a missing module other than convkit and NumPy) is
 skipped, naming the module.
 """
-import doctest
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import convkit
+
 README = Path(__file__).resolve().parent.parent / "README.md"
+TREE = Path(convkit.__file__).resolve().parent.parent     # where the convkit under test lives
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
@@ -27,21 +32,20 @@ def test_readme_has_python_blocks():
 
 
 @pytest.mark.parametrize("line, code", BLOCKS, ids=[f"README.md:{line}" for line, _ in BLOCKS])
-def test_readme_block_runs(line, code, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)           # a block that writes files writes them here
-    name = f"README.md:{line}"
-    try:
-        if code.lstrip().startswith(">>>"):
-            test = doctest.DocTestParser().get_doctest(code, {}, name, str(README), line - 1)
-            runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
-            runner.run(test, clear_globs=True)
-            assert runner.summarize(verbose=False).failed == 0, f"{name}: doctest failed (output above)"
-        else:
-            exec(compile(code, name, "exec"), {"__name__": "__readme__"})
-    except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.split(".")[0] in ("convkit", "numpy"):
-            raise
-        pytest.skip(f"{name} needs {exc.name}, not installed")
+def test_readme_block_runs(line, code, tmp_path):
+    # A fresh interpreter per block (a block may change convkit's global settings), in a scratch folder
+    # (a block may write files), importing the convkit under test.
+    doctest_block = code.lstrip().startswith(">>>")
+    script = tmp_path / ("block.txt" if doctest_block else "block.py")
+    script.write_text(code)
+    command = ([sys.executable, "-m", "doctest", "-o", "NORMALIZE_WHITESPACE", "-o", "ELLIPSIS", script.name]
+               if doctest_block else [sys.executable, script.name])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TREE), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    missing = re.search(r"ModuleNotFoundError: No module named '([\w.]+)'", run.stderr + run.stdout)
+    if run.returncode and missing and missing.group(1).split(".")[0] not in ("convkit", "numpy"):
+        pytest.skip(f"README.md:{line} needs {missing.group(1)}, not installed")
+    assert run.returncode == 0, f"README.md:{line} failed:\n{run.stdout}{run.stderr}"
 
 
 def test_block_finder_sees_fences_and_line_numbers():
