@@ -69,6 +69,21 @@ class WinogradWeight:
             u = self._packed[m] = _transform(self.weight, m)    # a race only computes it twice
         return u
 
+    def cached(self, m):
+        """``packed(m)`` if it was computed already, else None."""
+        return self._packed.get(m)
+
+    def keep(self, m, u):
+        """Keep ``u``, computed by the kernel as ``packed(m)`` would."""
+        self._packed[m] = u
+
+
+def _packed_empty(w, m):
+    """An uninitialised array shaped as :meth:`WinogradWeight.packed` of HWIO ``w``."""
+    _, _, cin, cout = w.shape
+    lanes = _wino.lanes(w.dtype)
+    return np.empty(((m + 2) ** 2, -(-cout // lanes), cin, lanes), w.dtype)
+
 
 def _transform(w, m):
     _, _, cin, cout = w.shape
@@ -78,11 +93,12 @@ def _transform(w, m):
 def plan(n, out_size, cin, cout, m, itemsize, num_threads):
     """(tiles per block, channel blocks per chunk, threads used) for one call.
 
-    Tiles are shared evenly between a multiple of the thread count of blocks of at most MAX_TILE_BLOCK
-    (a multiple of the micro-kernel's rows, ``_wino.tile_rows()``); with fewer blocks than threads (small
-    maps), the output channels are split into chunks too, so every thread has work and reads only its
-    share of U.  Blocks then shrink (down to one register tile of rows), and as a last resort fewer
-    threads run, until the workspace of all threads fits WORKSPACE_BYTES.
+    Tiles are shared evenly between blocks of at most MAX_TILE_BLOCK (a multiple of the micro-kernel's
+    rows, ``_wino.tile_rows()``), a whole number of blocks per thread where there are few; with fewer
+    blocks than threads (small maps at batch 1) the output channels are split into chunks instead, so
+    every thread has work and reads only its share of U, the transformed weights, which is what such a
+    layer's time is made of.  Blocks then shrink (down to one register tile of rows), and as a last resort
+    fewer threads run, until the workspace of all threads fits WORKSPACE_BYTES.
     """
     a2 = (m + 2) ** 2
     lanes = _wino.lanes(np.float32 if itemsize == 4 else np.float64)
@@ -90,13 +106,15 @@ def plan(n, out_size, cin, cout, m, itemsize, num_threads):
     cin_pad = -(-cin // lanes) * lanes
     tiles = n * -(-out_size[0] // m) * -(-out_size[1] // m)
     nt = max(1, num_threads)
-    blocks = max(1, -(-tiles // MAX_TILE_BLOCK))
-    if blocks < 4 * nt:
-        blocks = -(-blocks // nt) * nt
     rows = _wino.tile_rows()
+    blocks = max(1, -(-tiles // MAX_TILE_BLOCK))
+    chunks = 1
+    if blocks < nt:         # few tiles: split the output channels instead, each thread reads its part of U
+        chunks = min(nblk, -(-nt // blocks))
+    elif blocks < 8 * nt:   # a whole number of blocks per thread
+        blocks = -(-blocks // nt) * nt
     block = min(_round_up(-(-tiles // blocks), rows), _round_up(MAX_TILE_BLOCK, rows))
     blocks = max(1, -(-tiles // block))
-    chunks = min(nblk, -(-nt // blocks)) if blocks < nt else 1
     chunk = -(-nblk // chunks)
 
     def workspace(block, chunk, teams):
@@ -134,8 +152,16 @@ def conv2d_winograd(x, weight, bias, act, pads, y, num_threads, m=None, residual
     _, hout, wout, cout = y.shape
     m = choose_tile((hout, wout)) if m is None else m
     block, chunk, teams = plan(n, (hout, wout), cin, cout, m, x.itemsize, num_threads)
-    _wino.conv2d_nhwc(x, weight.packed(m), bias, y, m, pads[0], pads[2], block, chunk, *act, teams,
-                      residual=residual)
+    if y.size == 0:
+        return
+    u = weight.cached(m)
+    fresh = u is None       # then the kernel's own threads transform the weights first, and u is kept
+    if fresh:
+        u = _packed_empty(weight.weight, m)
+    _wino.conv2d_nhwc(x, u, bias, y, m, pads[0], pads[2], block, chunk, *act, teams, residual=residual,
+                      w=weight.weight if fresh else None)
+    if fresh:
+        weight.keep(m, u)
 
 
 def conv2d_transformed(x, weight, bias=None, padding=0, *, activation=None, num_threads=None):

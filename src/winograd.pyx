@@ -16,7 +16,7 @@ The workspace is V (A*A x tile_block x Cin padded to a block) plus M (A*A x tile
 channels) per thread; convkit/winograd.py picks the block sizes so it stays within its budget.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.string cimport memset
 
 from activation cimport activate_span
@@ -147,14 +147,24 @@ cdef inline void wino_item(
                     activate_span(op, bias + co0 if bias != NULL else NULL, y + off, nco, act, alpha)
 
 
-def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u, bias,
+cdef inline void transform_item(int A, const floating* w, Py_ssize_t C, Py_ssize_t Cout, Py_ssize_t nblk,
+                                floating* u, Py_ssize_t item) noexcept nogil:
+    """U for input channel item // nblk and output-channel block item % nblk (layout of transform_weights)."""
+    cdef Py_ssize_t B = LANES_F32 if floating is float else LANES_F64
+    cdef Py_ssize_t ci = item // nblk, b = item % nblk
+    weight_block(A, w + ci * Cout + b * B, C * Cout, min(B, Cout - b * B), u + (b * C + ci) * B, nblk * C * B)
+
+
+def conv2d_nhwc(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] u, bias,
                 floating[:, :, :, ::1] out, int m, Py_ssize_t pt, Py_ssize_t pl,
                 Py_ssize_t tile_block, Py_ssize_t chunk_blocks, int act, double alpha, int num_threads,
-                residual=None):
+                residual=None, w=None):
     """out (N, Hout, Wout, Cout) = act(winograd F(m, 3)(x (N, H, W, C), U) + bias + residual).
 
-    ``u``: transformed weights packed (A*A, ceil(Cout / lanes), C, lanes), A = m + 2.  Work items are
-    ``tile_block`` tiles (a multiple of the micro-kernel's CK_TILE_PIXELS rows) x ``chunk_blocks`` channel blocks.
+    ``u``: transformed weights packed (A*A, ceil(Cout / lanes), C, lanes), A = m + 2; with the HWIO
+    weights ``w`` given, ``u`` is filled from them first, by the same thread team (a per-call transform
+    costs no second parallel region).  Work items are ``tile_block`` tiles (a multiple of the
+    micro-kernel's CK_TILE_PIXELS rows) x ``chunk_blocks`` channel blocks.
     """
     cdef int A = m + 2
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
@@ -165,7 +175,7 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u, 
     cdef Py_ssize_t ntiles = N * tiles_img, T = tile_block
     cdef Py_ssize_t nblocks = (ntiles + T - 1) // T
     cdef Py_ssize_t nchunks = (nblk + chunk_blocks - 1) // chunk_blocks
-    cdef Py_ssize_t items = nblocks * nchunks, item, tid
+    cdef Py_ssize_t items = nblocks * nchunks, item, tid, wi
     assert A in (4, 6) and u.shape[0] == A * A and u.shape[2] == C and u.shape[3] == B
     assert nblk * B >= Cout and T % CK_TILE_PIXELS == 0 and chunk_blocks >= 1
     if ntiles == 0 or Cout == 0:
@@ -188,9 +198,20 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u, 
         assert res_view.shape[2] == Wout and res_view.shape[3] == Cout
         rp = &res_view[0, 0, 0, 0]
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
-    cdef const floating* up = &u[0, 0, 0, 0] if C > 0 else &zeros[0]    # no input channels: bias only
-    with nogil:
-        for item in prange(items, num_threads=teams, schedule="static"):
+    cdef floating* up = &u[0, 0, 0, 0] if C > 0 else &zeros[0]    # no input channels: bias only
+    cdef const floating[:, :, :, ::1] w_view
+    cdef const floating* wp = NULL
+    cdef Py_ssize_t transform_items = 0
+    if w is not None and C > 0:
+        w_view = w
+        assert w_view.shape[0] == 3 and w_view.shape[1] == 3 and w_view.shape[2] == C
+        assert w_view.shape[3] == Cout
+        wp = &w_view[0, 0, 0, 0]
+        transform_items = C * nblk
+    with nogil, parallel(num_threads=teams):
+        for wi in prange(transform_items, schedule="static"):
+            transform_item(A, wp, C, Cout, nblk, up, wi)
+        for item in prange(items, schedule="static"):
             tid = omp_get_thread_num()
             wino_item(xp, up, bp, rp, &zeros[0], &out[0, 0, 0, 0], &vbuf[tid, 0], &mbuf[tid, 0],
                       A, item // nchunks, item % nchunks, T, chunk_blocks, ntiles, tiles_w, tiles_img,
@@ -203,7 +224,7 @@ def transform_weights(const floating[:, :, :, ::1] w, int m, int num_threads):
     cdef int A = m + 2
     cdef Py_ssize_t C = w.shape[2], Cout = w.shape[3]
     cdef Py_ssize_t B = LANES_F32 if floating is float else LANES_F64
-    cdef Py_ssize_t nblk = (Cout + B - 1) // B, item, ci, b
+    cdef Py_ssize_t nblk = (Cout + B - 1) // B, item
     assert w.shape[0] == 3 and w.shape[1] == 3 and A in (4, 6)
     u = np.empty((A * A, nblk, C, B), dtype=np.float32 if floating is float else np.float64)
     if u.size == 0:
@@ -211,8 +232,5 @@ def transform_weights(const floating[:, :, :, ::1] w, int m, int num_threads):
     cdef floating[:, :, :, ::1] uv = u
     with nogil:
         for item in prange(C * nblk, num_threads=num_threads, schedule="static"):
-            ci = item // nblk
-            b = item % nblk
-            weight_block(A, &w[0, 0, ci, b * B], C * Cout, min(B, Cout - b * B), &uv[0, b, ci, 0],
-                         nblk * C * B)
+            transform_item(A, &w[0, 0, 0, 0], C, Cout, nblk, &uv[0, 0, 0, 0], item)
     return u

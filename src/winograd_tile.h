@@ -25,11 +25,30 @@
 
 #define CK_WINO_MAX_A 6
 
-/* G (A x 3) of the weight transform U = G g G^T, for F(2,3) and F(4,3). */
-static const double ck_wino_g4[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-static const double ck_wino_g6[6][3] = {
-    {1. / 4, 0, 0}, {-1. / 6, -1. / 6, -1. / 6}, {-1. / 6, 1. / 6, -1. / 6},
-    {1. / 24, 1. / 12, 1. / 6}, {1. / 24, -1. / 12, 1. / 6}, {0, 0, 1}};
+/* o[k*os] = (G e)[k], k < A, for the 3 values e[k*is], each a run of L lanes (float64): G of F(2,3)
+ * (A = 4) or F(4,3) (A = 6), Lavin & Gray's, written out. */
+static inline void ck_wino_g_f64(int A, const double *e, ptrdiff_t is, double *o, ptrdiff_t os, int L)
+{
+    for (int l = 0; l < L; l++) {
+        double g0 = e[l], g1 = e[is + l], g2 = e[2 * is + l];
+        if (A == 4) {                          /* rows (1 0 0) (1/2 1/2 1/2) (1/2 -1/2 1/2) (0 0 1) */
+            double s = 0.5 * (g0 + g2);
+            o[l] = g0;
+            o[os + l] = s + 0.5 * g1;
+            o[2 * os + l] = s - 0.5 * g1;
+            o[3 * os + l] = g2;
+        } else {                               /* (1/4 0 0) -(1/6)(1 +-1 1) (1/24 +-1/12 1/6) (0 0 1) */
+            const double sixth = 1. / 6, twelfth = 1. / 12, tw4th = 1. / 24;  /* no divisions */
+            double s = -(g0 + g2) * sixth, t = g0 * tw4th + g2 * sixth;
+            o[l] = 0.25 * g0;
+            o[os + l] = s - g1 * sixth;
+            o[2 * os + l] = s + g1 * sixth;
+            o[3 * os + l] = t + g1 * twelfth;
+            o[4 * os + l] = t - g1 * twelfth;
+            o[5 * os + l] = g2;
+        }
+    }
+}
 
 /* o[k*os] = (B^T e)[k] for the A values e[k*is], k < A, each a run of L lanes. */
 #define CK_WINO_DEFINE(SUF, T, L)                                                              \
@@ -119,25 +138,23 @@ static inline void ck_wino_output_##SUF(int A, const T *mm, ptrdiff_t pos_stride
     }                                                                                          \
 }                                                                                              \
 /* Weight transform of one input channel and one block of n <= L output channels, in float64:        \
- * g(k, l) at w + (k*3 + l)*tap_stride (HWIO: tap_stride = Cin*Cout), U(i, j) stored at                \
- * u + (i*A + j)*pos_stride; lanes n..L get zeros. */                                                 \
+ * g(k, l) at w + (k*3 + l)*tap_stride (HWIO: tap_stride = Cin*Cout), U(i, j) = (G g G^T)(i, j) stored \
+ * at u + (i*A + j)*pos_stride; lanes n..L get zeros. */                                              \
 static inline void ck_wino_weight_##SUF(int A, const T *w, ptrdiff_t tap_stride, ptrdiff_t n, T *u,   \
                                         ptrdiff_t pos_stride)                                          \
 {                                                                                              \
-    const double (*g)[3] = A == 6 ? ck_wino_g6 : ck_wino_g4;                                   \
-    double in[9][L], tmp[CK_WINO_MAX_A][3][L];                                                 \
+    double in[9 * L], tmp[CK_WINO_MAX_A * 3 * L], out[CK_WINO_MAX_A * L];                      \
     for (int t = 0; t < 9; t++)                                                                \
         for (int l = 0; l < L; l++)                                                            \
-            in[t][l] = l < n ? (double)w[t * tap_stride + l] : 0.0;                            \
-    for (int i = 0; i < A; i++)                /* tmp = G g */                                 \
-        for (int c = 0; c < 3; c++)                                                            \
-            for (int l = 0; l < L; l++)                                                        \
-                tmp[i][c][l] = g[i][0] * in[c][l] + g[i][1] * in[3 + c][l] + g[i][2] * in[6 + c][l]; \
-    for (int i = 0; i < A; i++)                /* U = tmp G^T */                               \
+            in[t * L + l] = l < n ? (double)w[t * tap_stride + l] : 0.0;                       \
+    for (int c = 0; c < 3; c++)                /* columns: tmp (A x 3) = G g */                \
+        ck_wino_g_f64(A, in + c * L, 3 * L, tmp + c * L, 3 * L, L);                            \
+    for (int i = 0; i < A; i++) {              /* rows: U = tmp G^T */                         \
+        ck_wino_g_f64(A, tmp + i * 3 * L, L, out, L, L);                                       \
         for (int j = 0; j < A; j++)                                                            \
             for (int l = 0; l < L; l++)                                                        \
-                u[(i * A + j) * pos_stride + l] =                                              \
-                    (T)(tmp[i][0][l] * g[j][0] + tmp[i][1][l] * g[j][1] + tmp[i][2][l] * g[j][2]); \
+                u[(i * A + j) * pos_stride + l] = (T)out[j * L + l];                           \
+    }                                                                                          \
 }
 
 CK_WINO_DEFINE(f32, float, CK_WINO_LANES_F32)

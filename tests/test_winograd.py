@@ -79,6 +79,20 @@ def test_both_tiles_on_every_shape(m, dtype, rng):
         assert _relative_error(y, expected) <= BOUND[dtype, m], case
 
 
+@pytest.mark.parametrize("m", [2, 4])
+def test_weights_transformed_in_the_call_or_beforehand_agree(m, rng):
+    """The kernel's own transform (first call) and transform_weights (kept weights) give the same bits."""
+    x, w, b, _ = _make((2, 9, 10, 7, 40, 1), np.float32, rng)
+    fresh, kept = winograd.WinogradWeight(w), winograd.WinogradWeight(w)
+    np.testing.assert_array_equal(kept.packed(m), winograd._transform(w, m))
+    ys = []
+    for weight in (fresh, kept):
+        ys.append(np.empty((2, 9, 10, 40), np.float32))
+        winograd.conv2d_winograd(x, weight, b, (0, 0.0), (1, 1, 1, 1), ys[-1], 2, m)
+    np.testing.assert_array_equal(ys[0], ys[1])
+    np.testing.assert_array_equal(fresh.cached(m), kept.packed(m))
+
+
 @pytest.mark.parametrize("batch", [0, 1, 3])
 def test_batch_sizes(batch, rng):
     x, w, b, expected = _make((batch, 9, 10, 3, 4, 1), np.float32, rng)

@@ -11,14 +11,20 @@ from test_models import assert_rel_close, reference_case, torch_case, torch_mode
 
 
 def _count_transforms(monkeypatch):
+    """Tile sizes of the weight transforms computed from now on (by either path of WinogradWeight)."""
     calls = []
-    original = winograd._transform
+    original_transform, original_keep = winograd._transform, winograd.WinogradWeight.keep
 
-    def counting(w, m):
+    def transform(w, m):
         calls.append(m)
-        return original(w, m)
+        return original_transform(w, m)
 
-    monkeypatch.setattr(winograd, "_transform", counting)
+    def keep(self, m, u):
+        calls.append(m)
+        return original_keep(self, m, u)
+
+    monkeypatch.setattr(winograd, "_transform", transform)
+    monkeypatch.setattr(winograd.WinogradWeight, "keep", keep)
     return calls
 
 
