@@ -17,8 +17,9 @@ from .im2col import col2im, im2col
 from .linear import linear
 from .normalization import batch_norm, fold_batch_norm
 from .pooling import avg_pool2d, global_avg_pool2d, max_pool2d
+from .softmax import cross_entropy, log_softmax, softmax
 from .summary import summary
-from . import models, nn
+from . import grad, models, nn
 
 __all__ = [
     "elu", "leaky_relu", "relu", "relu6", "sigmoid", "tanh",
@@ -27,7 +28,8 @@ __all__ = [
     "conv_transpose2d", "conv_macs", "conv_params", "conv_transpose_macs", "conv_transpose_params",
     "deform_conv_macs", "deform_conv_params", "deform_sampling_macs", "depthwise_conv_macs",
     "depthwise_conv_params",
-    "models", "nn", "summary",
+    "cross_entropy", "log_softmax", "softmax",
+    "grad", "models", "nn", "summary",
     "autotune_cache", "set_autotune",
     "col2im", "conv2d", "get_num_threads", "im2col", "set_num_threads", "show_config",
 ]

@@ -53,26 +53,10 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
     """
     xh, w, bias, groups, nt = conv_prologue(x, weight, bias, None, layout=layout, algo=algo,
                                             algorithms=ALGORITHMS, num_threads=num_threads)
-    offset = as_float_array(offset, "offset", xh.dtype)
-    check_ndim(offset, 4, "offset", "(N, Hout, Wout, 2*G*KH*KW)" if layout == "NHWC"
-               else "(N, 2*G*KH*KW, Hout, Wout)")
-    if mask is not None:
-        mask = as_float_array(mask, "mask", xh.dtype)
-        check_ndim(mask, 4, "mask", "(N, Hout, Wout, G*KH*KW)" if layout == "NHWC"
-                   else "(N, G*KH*KW, Hout, Wout)")
+    off, m, g_off, (stride, pads, dilation, (hout, wout)) = offsets_and_mask(
+        offset, mask, xh.shape, w.shape, stride, padding, dilation, layout, xh.dtype)
     n, h, wid, c = xh.shape
     kh, kw, cin_g, cout = w.shape
-    stride, dilation, pads, (hout, wout) = conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
-    off = to_nhwc(offset, layout)
-    g_off = _offset_groups(off.shape, offset.shape, (n, hout, wout), (kh, kw), c, layout)
-    if mask is not None:
-        m = to_nhwc(mask, layout)
-        if m.shape != (n, hout, wout, g_off * kh * kw):
-            expected = layout_shape(n, hout, wout, g_off * kh * kw, layout)
-            raise ValueError(f"expected mask to have shape {expected} (G*KH*KW = {g_off}*{kh}*{kw} "
-                             f"channels, G from offset), got {mask.shape}")
-    else:
-        m = None
     if algo == "auto":
         algo = choose_algorithm((kh, kw), cin_g, cout // groups, xh.itemsize)
 
@@ -86,6 +70,32 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
         with single_threaded_blas():  # see convkit._blas
             _deform_conv_im2col(xh, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt)
     return from_nhwc(y, layout)
+
+
+def offsets_and_mask(offset, mask, x_shape, hwio_shape, stride, padding, dilation, layout, dtype):
+    """deform_conv2d's checks of ``offset`` and ``mask`` for an NHWC input shape and HWIO weight shape:
+    ``(offset_nhwc, mask_nhwc or None, offset groups, (stride, pads, dilation, (Hout, Wout)))``."""
+    offset = as_float_array(offset, "offset", dtype)
+    check_ndim(offset, 4, "offset", "(N, Hout, Wout, 2*G*KH*KW)" if layout == "NHWC"
+               else "(N, 2*G*KH*KW, Hout, Wout)")
+    if mask is not None:
+        mask = as_float_array(mask, "mask", dtype)
+        check_ndim(mask, 4, "mask", "(N, Hout, Wout, G*KH*KW)" if layout == "NHWC"
+                   else "(N, G*KH*KW, Hout, Wout)")
+    n, h, wid, c = x_shape
+    kh, kw, _, _ = hwio_shape
+    stride, dilation, pads, (hout, wout) = conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
+    off = to_nhwc(offset, layout)
+    g_off = _offset_groups(off.shape, offset.shape, (n, hout, wout), (kh, kw), c, layout)
+    if mask is not None:
+        m = to_nhwc(mask, layout)
+        if m.shape != (n, hout, wout, g_off * kh * kw):
+            expected = layout_shape(n, hout, wout, g_off * kh * kw, layout)
+            raise ValueError(f"expected mask to have shape {expected} (G*KH*KW = {g_off}*{kh}*{kw} "
+                             f"channels, G from offset), got {mask.shape}")
+    else:
+        m = None
+    return off, m, g_off, (stride, pads, dilation, (hout, wout))
 
 
 def choose_algorithm(kernel_size, cin_per_group, cout_per_group, itemsize):

@@ -145,6 +145,61 @@ def _blocks_net(layout):
         nn.Dropout(), nn.activation_layer("relu"), nn.GlobalAvgPool2d(keepdims=True, layout=layout))
 
 
+def _logits(seed):
+    rng = np.random.default_rng(seed)
+    return dict(x=_normal(rng, (16, 10)), labels=rng.integers(0, 10, 16))
+
+
+def _grad_calls():
+    """One small call of each gradient in convkit.grad (all under the public name "grad")."""
+    g = convkit.grad
+
+    def conv(s, **kw):
+        a = _conv(s, **kw)
+        return dict(a, go=_normal(np.random.default_rng(s + 7), (2, 8, 8, a["weight"].shape[-1])))
+
+    def unit(s):
+        return dict(_image(s), go=_normal(np.random.default_rng(s + 7), (2, 4, 4, 8)),
+                    go_same=_normal(np.random.default_rng(s + 8), (2, 8, 8, 8)))
+
+    def tconv(s):
+        return dict(_transpose(s, cout=16), go=_normal(np.random.default_rng(s + 7), (2, 16, 16, 16)))
+
+    def deform(s):
+        return dict(_deform(s), go=_normal(np.random.default_rng(s + 7), (2, 8, 8, 8)))
+
+    return [
+        Call("grad", "conv2d_input", conv, lambda a: g.conv2d_input(a["x"].shape, a["weight"], a["go"], padding=1)),
+        Call("grad", "conv2d_input_depthwise_stride2", lambda s: dict(
+            _conv(s, groups=8), go=_normal(np.random.default_rng(s), (2, 4, 4, 8))),
+             lambda a: g.conv2d_input(a["x"].shape, a["weight"], a["go"], 2, 1, groups=8)),
+        Call("grad", "conv2d_weight", conv, lambda a: g.conv2d_weight(a["x"], a["weight"].shape, a["go"], padding=1)),
+        Call("grad", "conv2d_weight_grouped_nchw", lambda s: dict(
+            _conv(s, groups=2, layout="NCHW"), go=_normal(np.random.default_rng(s), (2, 8, 8, 8))),
+             lambda a: g.conv2d_weight(a["x"], a["weight"].shape, a["go"], padding=1, groups=2, layout="NCHW")),
+        Call("grad", "conv2d_bias", conv, lambda a: g.conv2d_bias(a["go"])),
+        Call("grad", "conv_transpose2d_input", tconv,
+             lambda a: g.conv_transpose2d_input(a["x"].shape, a["weight"], a["go"], 2, 1)),
+        Call("grad", "conv_transpose2d_weight", tconv,
+             lambda a: g.conv_transpose2d_weight(a["x"], a["weight"].shape, a["go"], 2, 1)),
+        Call("grad", "deform_conv2d", deform,
+             lambda a: g.deform_conv2d(a["go"], a["x"], a["offset"], a["weight"], a["mask"], padding=1), reps=100),
+        Call("grad", "max_pool2d", unit, lambda a: g.max_pool2d(a["go"], a["x"], 3, 2, 1)),
+        Call("grad", "avg_pool2d", unit, lambda a: g.avg_pool2d(a["go"], a["x"], 2)),
+        Call("grad", "batch_norm", lambda s: dict(_bn(s), go=_normal(np.random.default_rng(s), (2, 8, 8, 8))),
+             lambda a: g.batch_norm(a["go"], a["x"], a["weight"])),
+        Call("grad", "activations", unit, lambda a: [getattr(g, name)(a["go_same"], a["x"]) for name in
+                                                     ("relu", "relu6", "leaky_relu", "elu", "sigmoid", "tanh")]),
+        Call("grad", "linear", lambda s: dict(x=_normal(np.random.default_rng(s), (16, 32)),
+                                              weight=_normal(np.random.default_rng(s + 1), (24, 32)),
+                                              go=_normal(np.random.default_rng(s + 2), (16, 24))),
+             lambda a: g.linear(a["go"], a["x"], a["weight"])),
+        Call("grad", "softmax", lambda s: dict(_logits(s), go=_normal(np.random.default_rng(s), (16, 10))),
+             lambda a: (g.softmax(a["go"], a["x"]), g.log_softmax(a["go"], a["x"]))),
+        Call("grad", "cross_entropy", _logits, lambda a: g.cross_entropy(a["x"], a["labels"])),
+    ]
+
+
 def _quiet(fn):
     with contextlib.redirect_stdout(io.StringIO()) as out:
         fn()
@@ -188,6 +243,10 @@ CALLS = [
          lambda s: dict(_image(s), points=np.random.default_rng(s).uniform(-2, 10, (2, 50, 2)).astype(np.float32)),
          lambda a: convkit.bilinear_sample(a["x"], a["points"])),
     *_activation_calls(),
+    Call("softmax", "rows", _logits, lambda a: convkit.softmax(a["x"])),
+    Call("log_softmax", "axis0", _logits, lambda a: convkit.log_softmax(a["x"], 0)),
+    Call("cross_entropy", "mean", _logits, lambda a: convkit.cross_entropy(a["x"], a["labels"])),
+    *_grad_calls(),
     Call("batch_norm", "inference", _bn,
          lambda a: convkit.batch_norm(a["x"], a["running_mean"], a["running_var"], a["weight"], a["bias"])),
     Call("batch_norm", "training_nchw", lambda s: _bn(s, layout="NCHW"),

@@ -110,6 +110,11 @@ TERABYTES = [
     ("linear input", lambda: convkit.linear(huge((T, T)), np.zeros((2, T), np.float32))),
     ("linear output", lambda: convkit.linear(np.zeros((T, 1), np.float32), huge((T, 1)))),
     ("nn model", lambda: convkit.nn.Sequential(convkit.nn.Conv2d(3, 4, 3))(huge((1, T, T, 3)))),
+    ("softmax", lambda: convkit.softmax(huge((T, T)))),
+    ("grad conv2d_input", lambda: convkit.grad.conv2d_input((1, T, T, 2), W3, huge((1, T - 2, T - 2, 2)))),
+    ("grad conv2d_weight", lambda: convkit.grad.conv2d_weight(huge((1, T, T, 2)), W3.shape,
+                                                              huge((1, T - 2, T - 2, 2)))),
+    ("grad max_pool2d", lambda: convkit.grad.max_pool2d(huge((1, T // 2, T // 2, 2)), huge((1, T, T, 2)), 2)),
 ]
 
 
@@ -196,6 +201,9 @@ WITH_THREADS = {
     "max_pool2d": lambda nt: convkit.max_pool2d(SMALL, 2, num_threads=nt),
     "avg_pool2d": lambda nt: convkit.avg_pool2d(SMALL, 2, num_threads=nt),
     "linear": lambda nt: convkit.linear(np.zeros((3, 2), F32), np.zeros((4, 2), F32), num_threads=nt),
+    **{name: (lambda nt, name=name: getattr(convkit, name)(np.ones((3, 4), F32), num_threads=nt))
+       for name in ("softmax", "log_softmax")},
+    "cross_entropy": lambda nt: convkit.cross_entropy(np.ones((3, 4), F32), np.arange(3), num_threads=nt),
 }
 
 

@@ -1,0 +1,48 @@
+"""Gradient of :func:`convkit.batch_norm` in training mode (the batch's own statistics)."""
+import numpy as np
+
+from .._kernels import batchnorm_grad as _bng
+from .._threads import resolve_num_threads
+from .._validation import as_float_array, check_layout, check_ndim
+from ..normalization import _batch_statistics, _channel_vector, _real
+from ._checks import as_grad_output
+
+
+def batch_norm(grad_output, x, weight=None, eps=1e-5, *, layout="NHWC", num_threads=None):
+    """Gradients of ``batch_norm(x, ..., weight, bias, eps, training=True)``.
+
+    Returns ``(grad_x, grad_weight, grad_bias)`` as PyTorch computes them: with ``xhat`` the
+    normalised input and M values per channel, ``grad_bias = sum(g)``, ``grad_weight = sum(g * xhat)``,
+    ``grad_x = weight / std * (g - grad_bias / M - xhat * grad_weight / M)``, sums over (N, H, W)
+    accumulated in float64.  ``weight`` None means 1 (grad_weight is still returned).
+    """
+    check_layout(layout)
+    x = as_float_array(x, "x")
+    check_ndim(x, 4, "x", f"({', '.join(layout)})")
+    eps = _real(eps, "eps", minimum=0.0)
+    channels = x.shape[3] if layout == "NHWC" else x.shape[1]
+    weight = _channel_vector(weight, "weight", channels, x.dtype)
+    g = as_grad_output(grad_output, x.shape, x.dtype)
+    nt = resolve_num_threads(num_threads)
+    mean, var = _batch_statistics(x, layout, channels, nt)
+    count = x.size // max(channels, 1)
+    sums = np.empty((2, channels))
+    if layout == "NHWC":
+        rows = (count, channels)
+        _bng.grad_sums_channels_last(g.reshape(rows), x.reshape(rows), mean, sums, nt)
+    else:
+        planes = (x.shape[0], channels, x.shape[2] * x.shape[3])
+        _bng.grad_sums_channels_first(g.reshape(planes), x.reshape(planes), mean, sums, nt)
+    invstd = 1.0 / np.sqrt(var + eps)
+    grad_bias, grad_weight = sums[0], sums[1] * invstd
+    k = invstd if weight is None else weight * invstd
+    a = k
+    b = -k * invstd * grad_weight / count
+    d = -k * grad_bias / count - b * mean
+    a, b, d = (v.astype(x.dtype) for v in (a, b, d))
+    dx = np.empty_like(x)
+    if layout == "NHWC":
+        _bng.affine2_channels_last(g.reshape(rows), x.reshape(rows), a, b, d, dx.reshape(rows), nt)
+    else:
+        _bng.affine2_channels_first(g.reshape(planes), x.reshape(planes), a, b, d, dx.reshape(planes), nt)
+    return dx, grad_weight.astype(x.dtype), grad_bias.astype(x.dtype)
