@@ -24,6 +24,7 @@ import convkit
 from helpers import nchw, oihw
 from reference import conv2d_ref, im2col_ref, output_size, pads_of, pair
 from reference_deform import bilinear_sample_ref, deform_conv2d_ref
+from reference_grad import conv2d_input_ref, conv2d_weight_ref
 from reference_transpose import conv_transpose2d_ref
 from reference_units import (activation_ref, avg_pool_ref, batch_norm_ref, batch_stats_ref,
                              linear_ref, max_pool_ref)
@@ -308,6 +309,28 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d(case, layout, algo, data):
     _, bound, terms = conv_expected(geo, groups, x, w, None)
     scale = np.vdot(bound, np.abs(yd))
     assert abs(lhs - rhs) <= 16 * np.finfo(dtype).eps * (terms + 1) * scale
+
+
+# --- gradients -------------------------------------------------------------------------------------
+
+@given(case=conv_cases(), layout=layouts, threads=st.integers(1, 3), data=st.data())
+def test_conv2d_gradients_match_reference(case, layout, threads, data):
+    """convkit.grad.conv2d_input / conv2d_weight against the float64 references, every geometry conv2d takes."""
+    geo, groups, dtype, x, w, _ = case
+    if geo["out"] is None:
+        return
+    go = data.draw(arrays((geo["n"], *geo["out"], w.shape[3]), dtype))
+    args = (geo["s"], geo["pads"], geo["d"], groups)
+    kwargs = dict(stride=geo["stride"], padding=geo["padding"], dilation=geo["dilation"], groups=groups,
+                  layout=layout, num_threads=threads)
+    xl, wl, gol = in_layout(x, layout), weight_in_layout(w, layout), in_layout(go, layout)
+    gx = from_layout(convkit.grad.conv2d_input(xl.shape, wl, gol, **kwargs), layout)
+    assert_within(gx, conv2d_input_ref(go, w, x.shape, *args),
+                  conv2d_input_ref(np.abs(go), np.abs(w), x.shape, *args), dtype, w.size // max(x.shape[3], 1) + 1)
+    gw = convkit.grad.conv2d_weight(xl, wl.shape, gol, **kwargs)
+    gw = gw if layout == "NHWC" else gw.transpose(2, 3, 1, 0)
+    assert_within(gw, conv2d_weight_ref(x, go, w.shape[:2], *args),
+                  conv2d_weight_ref(np.abs(x), np.abs(go), w.shape[:2], *args), dtype, go[..., 0].size + 1)
 
 
 # --- im2col / col2im -------------------------------------------------------------------------------

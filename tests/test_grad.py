@@ -1,28 +1,15 @@
-"""convkit.grad against PyTorch autograd (float64 reference), and against central finite differences."""
+"""convkit.grad against PyTorch autograd (float64 reference): every gradient, both layouts, 1-3 threads."""
 import numpy as np
 import pytest
 
 import convkit
 from convkit import grad
-from helpers import nchw, oihw
+from helpers import nchw
+from helpers_grad import (CONV_CASES, DTYPES, LAYOUTS, assert_grad, conv_case, in_layout, normal,
+                          weight_in_layout)
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
-
-DTYPES = [np.float32, np.float64]
-LAYOUTS = ["NHWC", "NCHW"]
-# Relative to the largest magnitude of the reference (at least 1): the issue's bounds.
-RTOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
-
-
-def assert_grad(actual, expected, dtype):
-    actual = np.asarray(actual)
-    expected = np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    assert actual.dtype == np.dtype(dtype), actual.dtype
-    scale = max(np.abs(expected).max(initial=0.0), 1.0)
-    err = np.abs(actual.astype(np.float64) - expected).max(initial=0.0)
-    assert err <= RTOL[np.dtype(dtype)] * scale, f"max abs error {err:.3g} (scale {scale:.3g})"
 
 
 def t64(a, requires_grad=True):
@@ -33,46 +20,9 @@ def torch_backward(y, g):
     y.backward(torch.tensor(np.asarray(g, np.float64)))
 
 
-def in_layout(a, layout):
-    return a if layout == "NHWC" else nchw(a)
-
-
-def weight_in_layout(w, layout):
-    return w if layout == "NHWC" else oihw(w)
-
-
-def normal(rng, shape, dtype):
-    return rng.standard_normal(shape).astype(dtype)
-
-
-# (N, H, W, C, Cout, kernel, stride, padding, dilation, groups)
-CONV_CASES = [
-    (2, 7, 6, 3, 5, 3, 1, 1, 1, 1),
-    (1, 9, 8, 4, 6, (3, 2), (2, 1), (1, 0), 1, 1),
-    (2, 8, 8, 16, 16, 3, 2, 1, 1, 1),           # stride 2, channels filling the register blocks
-    (1, 10, 9, 6, 4, 3, 1, 2, 2, 2),            # dilation, groups
-    (2, 6, 7, 8, 8, 3, 1, 1, 1, 8),             # depthwise
-    (1, 6, 6, 4, 8, 3, 2, 1, 1, 4),             # depthwise with channel multiplier 2, stride 2
-    (1, 7, 7, 5, 3, 2, 1, "same", 1, 1),        # "same" with an even kernel: asymmetric padding
-    (1, 9, 7, 4, 4, 3, 2, "same", 1, 1),
-    (2, 5, 5, 3, 4, 1, 1, 0, 1, 1),             # 1x1
-    (1, 5, 6, 2, 3, 5, 1, 4, 1, 1),             # padding beyond the kernel's reach
-    (0, 5, 5, 3, 4, 3, 1, 1, 1, 1),             # batch 0
-    (1, 12, 11, 32, 16, 3, 1, 1, 1, 2),         # grouped, 16 channels per group
-]
-
-
 def torch_conv_pads(padding, h, w, k, s, d):
     from reference import pads_of
     return pads_of(padding, (h, w), k, s, d)
-
-
-def conv_case(case, dtype, rng):
-    n, h, w, c, cout, k, s, p, d, g = case
-    kh, kw = (k, k) if isinstance(k, int) else k
-    x = normal(rng, (n, h, w, c), dtype)
-    weight = normal(rng, (kh, kw, c // g, cout), dtype)
-    return x, weight
 
 
 def torch_conv(x, weight, case):
@@ -103,23 +53,6 @@ def test_conv2d_gradients_match_torch(case, dtype, layout, rng):
         assert_grad(gw, weight_in_layout(wt.grad.numpy(), layout), dtype)
     gb = grad.conv2d_bias(gol, layout=layout)
     assert_grad(gb, go.astype(np.float64).sum(axis=(0, 1, 2)), dtype)
-
-
-def test_conv2d_weight_gradient_bits_depend_only_on_thread_count(rng):
-    x = normal(rng, (4, 20, 20, 24), np.float32)
-    go = normal(rng, (4, 20, 20, 32), np.float32)
-    for nt in (1, 2, 3):
-        first = grad.conv2d_weight(x, (3, 3, 24, 32), go, padding=1, num_threads=nt)
-        for _ in range(3):
-            again = grad.conv2d_weight(x, (3, 3, 24, 32), go, padding=1, num_threads=nt)
-            assert np.array_equal(first, again)
-
-
-def test_conv2d_weight_workspace_is_bounded_and_reported():
-    small = grad.weight_workspace_bytes((1, 56, 56, 64), (3, 3, 64, 64), num_threads=2)
-    big = grad.weight_workspace_bytes((64, 224, 224, 64), (3, 3, 64, 64), num_threads=2)
-    assert small == big                  # independent of batch and image size
-    assert big < 2 * (96 << 10) * 2 + 2 * 4 * 9 * 64 * 66 * 2
 
 
 # (N, H, W, Cin, Cout, kernel, stride, padding, output_padding, groups, dilation)
@@ -287,77 +220,3 @@ def test_cross_entropy_forward_and_gradient_match_torch(dtype, reduction, rng):
     torch_backward(loss, go)
     assert_grad(convkit.cross_entropy(logits, labels, reduction), loss.detach().numpy(), dtype)
     assert_grad(grad.cross_entropy(logits, labels, reduction, grad_output=go), xt.grad.numpy(), dtype)
-
-
-def test_cross_entropy_labels_out_of_range_raise():
-    logits = np.zeros((3, 4), np.float32)
-    for bad in ([0, 4, 1], [-1, 0, 0]):
-        with pytest.raises(ValueError, match=r"labels in \[0, 4\)"):
-            convkit.cross_entropy(logits, np.array(bad))
-        with pytest.raises(ValueError, match=r"labels in \[0, 4\)"):
-            grad.cross_entropy(logits, np.array(bad))
-
-
-def test_grad_output_of_the_wrong_shape_names_both_shapes(rng):
-    x = normal(rng, (1, 6, 6, 3), np.float32)
-    w = normal(rng, (3, 3, 3, 4), np.float32)
-    bad = np.zeros((1, 6, 6, 4), np.float32)                # the output is 4x4
-    calls = [
-        lambda: grad.conv2d_input(x.shape, w, bad),
-        lambda: grad.conv2d_weight(x, w.shape, bad),
-        lambda: grad.max_pool2d(bad, x, 2),
-        lambda: grad.avg_pool2d(bad, x, 2),
-        lambda: grad.relu(bad, x),
-        lambda: grad.batch_norm(bad, x),
-        lambda: grad.softmax(bad, x),
-    ]
-    for call in calls:
-        with pytest.raises(ValueError, match=r"grad_output.*\(1, \d, \d, \d\).*got \(1, 6, 6, 4\)"):
-            call()
-
-
-def directional_check(f, grads, inputs, rng, h=1e-6):
-    """Central finite difference of the scalar f along a random direction vs the analytic gradients."""
-    dirs = [rng.standard_normal(a.shape) for a in inputs]
-    plus = f(*[a + h * v for a, v in zip(inputs, dirs)])
-    minus = f(*[a - h * v for a, v in zip(inputs, dirs)])
-    numeric = (plus - minus) / (2 * h)
-    analytic = sum(float((g * v).sum()) for g, v in zip(grads, dirs))
-    assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic)), (numeric, analytic)
-
-
-@pytest.mark.parametrize("case", CONV_CASES[:8], ids=str)
-def test_conv2d_gradients_match_finite_differences(case, rng):
-    n, h, w, c, cout, k, s, p, d, g = case
-    x, weight = conv_case(case, np.float64, rng)
-    y = convkit.conv2d(x, weight, None, s, p, d, g)
-    go = rng.standard_normal(y.shape)
-    kwargs = dict(stride=s, padding=p, dilation=d, groups=g)
-    grads = [grad.conv2d_input(x.shape, weight, go, **kwargs), grad.conv2d_weight(x, weight.shape, go, **kwargs)]
-    directional_check(lambda a, b: float((convkit.conv2d(a, b, None, s, p, d, g) * go).sum()),
-                      grads, [x, weight], rng)
-
-
-def test_unit_gradients_match_finite_differences(rng):
-    x = rng.standard_normal((2, 7, 6, 3))
-    go_pool = rng.standard_normal((2, 4, 3, 3))
-    directional_check(lambda a: float((convkit.max_pool2d(a, 3, 2, 1) * go_pool).sum()),
-                      [grad.max_pool2d(go_pool, x, 3, 2, 1)], [x], rng)
-    go_pool = rng.standard_normal((2, 4, 4, 3))
-    directional_check(lambda a: float((convkit.avg_pool2d(a, 3, 2, 1, True, False) * go_pool).sum()),
-                      [grad.avg_pool2d(go_pool, x, 3, 2, 1, True, False)], [x], rng)
-    go = rng.standard_normal(x.shape)
-    wb = rng.standard_normal(3)
-    gx, gw, _ = grad.batch_norm(go, x, wb)
-    directional_check(lambda a, b: float((convkit.batch_norm(a, None, None, b, training=True) * go).sum()),
-                      [gx, gw], [x, wb], rng)
-    for name in ("relu6", "elu", "sigmoid", "tanh", "leaky_relu"):
-        directional_check(lambda a: float((getattr(convkit, name)(a) * go).sum()),
-                          [getattr(grad, name)(go, x)], [x], rng)
-    logits, labels = rng.standard_normal((5, 4)), rng.integers(0, 4, 5)
-    directional_check(lambda a: float(convkit.cross_entropy(a, labels)),
-                      [grad.cross_entropy(logits, labels)], [logits], rng)
-    y = convkit.log_softmax(logits)
-    gl = rng.standard_normal(logits.shape)
-    directional_check(lambda a: float((convkit.log_softmax(a) * gl).sum()),
-                      [grad.log_softmax(gl, y)], [logits], rng)
