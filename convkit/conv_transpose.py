@@ -53,23 +53,11 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     xh, w, bias, groups, nt = conv_prologue(x, weight, bias, groups, layout=layout, algo=algo,
                                             algorithms=ALGORITHMS, num_threads=num_threads,
                                             transposed=True)
-    stride = pair(stride, "stride", 1)
-    padding = pair(padding, "padding", 0)
-    output_padding = pair(output_padding, "output_padding", 0)
-    dilation = pair(dilation, "dilation", 1)
-    for op, s, d in zip(output_padding, stride, dilation):
-        if op >= s and op >= d:
-            raise ValueError(f"expected output_padding to be smaller than stride or dilation, got "
-                             f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
     n, h, wid, cin = xh.shape
     kh, kw, cout_g, _ = w.shape
     cout = cout_g * groups
-    hout, wout = (transposed_output_size(size, k, s, p, op, d) for size, k, s, p, op, d in
-                  zip((h, wid), (kh, kw), stride, padding, output_padding, dilation))
-    if hout <= 0 or wout <= 0:
-        raise ValueError(f"expected a non-empty output, got output size ({hout}, {wout}) from input "
-                         f"({h}, {wid}), kernel ({kh}, {kw}), stride {stride}, padding {padding}, "
-                         f"output_padding {output_padding}, dilation {dilation}")
+    stride, padding, dilation, (hout, wout) = transposed_geometry(
+        (h, wid), (kh, kw), stride, padding, output_padding, dilation)
     if algo == "auto":
         algo = choose_algorithm(cout_g, xh.dtype)
 
@@ -82,6 +70,25 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         with single_threaded_blas():  # see convkit._blas
             _conv_transpose_col2im(xh, w, bias, stride, padding, dilation, groups, y, nt)
     return from_nhwc(y, layout)
+
+
+def transposed_geometry(in_size, kernel_size, stride, padding, output_padding, dilation):
+    """Checked arguments of a transposed convolution: (stride, padding, dilation, (Hout, Wout))."""
+    stride = pair(stride, "stride", 1)
+    padding = pair(padding, "padding", 0)
+    output_padding = pair(output_padding, "output_padding", 0)
+    dilation = pair(dilation, "dilation", 1)
+    for op, s, d in zip(output_padding, stride, dilation):
+        if op >= s and op >= d:
+            raise ValueError(f"expected output_padding to be smaller than stride or dilation, got "
+                             f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
+    hout, wout = (transposed_output_size(size, k, s, p, op, d) for size, k, s, p, op, d in
+                  zip(in_size, kernel_size, stride, padding, output_padding, dilation))
+    if hout <= 0 or wout <= 0:
+        raise ValueError(f"expected a non-empty output, got output size ({hout}, {wout}) from input "
+                         f"{tuple(in_size)}, kernel {tuple(kernel_size)}, stride {stride}, padding {padding}, "
+                         f"output_padding {output_padding}, dilation {dilation}")
+    return stride, padding, dilation, (hout, wout)
 
 
 def transposed_output_size(size, kernel, stride, padding, output_padding, dilation):

@@ -9,8 +9,7 @@ import numpy as np
 from .._kernels import elementwise as _ew
 from .._kernels import elementwise_grad as _ewg
 from .._threads import resolve_num_threads
-from .._validation import as_float_array
-from ..activations import _real
+from .._validation import as_float_array, real_arg
 from ._checks import as_grad_output
 
 
@@ -26,12 +25,12 @@ def relu6(grad_output, x, *, num_threads=None):
 
 def leaky_relu(grad_output, x, negative_slope=0.01, *, num_threads=None):
     """``grad_output`` where x > 0, ``negative_slope * grad_output`` elsewhere."""
-    return _backward(grad_output, x, "leaky_relu", _real(negative_slope, "negative_slope"), num_threads)
+    return _backward(grad_output, x, "leaky_relu", real_arg(negative_slope, "negative_slope"), num_threads)
 
 
 def elu(grad_output, x, alpha=1.0, *, num_threads=None):
     """``grad_output`` where x > 0, ``alpha * exp(x) * grad_output`` elsewhere."""
-    return _backward(grad_output, x, "elu", _real(alpha, "alpha"), num_threads)
+    return _backward(grad_output, x, "elu", real_arg(alpha, "alpha"), num_threads)
 
 
 def sigmoid(grad_output, x, *, num_threads=None):

@@ -17,12 +17,13 @@ from .._blas import single_threaded_blas
 from .._kernels import conv_grad as _cg
 from .._kernels import conv_transpose as _tconv
 from .._kernels import reductions as _red
+from .._conv_args import _conv_channels, _transposed_channels
 from .._layout import conv_weight_to_hwio, from_nhwc, layout_shape, nhwc_shape, to_nhwc
 from .._threads import resolve_num_threads
-from .._validation import (as_float_array, check_layout, check_ndim, conv_geometry, int_arg, pair)
+from .._validation import as_float_array, check_layout, check_ndim, conv_geometry, int_arg
 from ..activations import resolve_activation
 from ..conv import _conv_direct
-from ..conv_transpose import _conv_transpose_col2im, transposed_output_size
+from ..conv_transpose import _conv_transpose_col2im, transposed_geometry
 from ._checks import as_grad_output, as_shape
 
 #: Bytes of im2col columns per chunk of output pixels in the weight gradient (each thread holds one
@@ -204,40 +205,16 @@ def _conv_setup(in_hwc, hwio, stride, padding, dilation, groups):
     """conv2d's checks for an input (H, W, C) and weight shape (KH, KW, Cin/groups, Cout):
     (stride, dilation, pads (t, b, l, r), (Hout, Wout))."""
     h, wid, c = in_hwc
-    kh, kw, cin_g, cout = hwio
     groups = int_arg(groups, "groups", 1)
-    if c % groups:
-        raise ValueError(f"expected groups to divide the input channels {c}, got groups={groups}")
-    if cout % groups:
-        raise ValueError(f"expected groups to divide the output channels {cout}, got groups={groups}")
-    if cin_g != c // groups:
-        raise ValueError(f"expected weight to have {c // groups} input channels per group "
-                         f"(input channels {c} / groups {groups}), got {cin_g}")
-    return conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
+    _conv_channels(c, hwio, hwio, groups, f"groups={groups}")
+    return conv_geometry((h, wid), hwio[:2], stride, padding, dilation)
 
 
 def _transpose_setup(in_hwc, wshape, stride, padding, output_padding, dilation, groups):
     """conv_transpose2d's checks: (stride, pads (p, p, q, q), dilation, (Hout, Wout), Cout)."""
     h, wid, cin = in_hwc
-    kh, kw, cout_g, w_cin = wshape
     groups = int_arg(groups, "groups", 1)
-    stride = pair(stride, "stride", 1)
-    padding = pair(padding, "padding", 0)
-    output_padding = pair(output_padding, "output_padding", 0)
-    dilation = pair(dilation, "dilation", 1)
-    for op, s, d in zip(output_padding, stride, dilation):
-        if op >= s and op >= d:
-            raise ValueError(f"expected output_padding to be smaller than stride or dilation, got "
-                             f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
-    if cin % groups:
-        raise ValueError(f"expected groups to divide the input channels {cin}, got groups={groups}")
-    if w_cin != cin:
-        raise ValueError(f"expected weight to have {cin} input channels (the input's), got {w_cin}")
-    out_hw = tuple(transposed_output_size(size, k, s, p, op, d) for size, k, s, p, op, d in
-                   zip((h, wid), (kh, kw), stride, padding, output_padding, dilation))
-    if min(out_hw) <= 0:
-        raise ValueError(f"expected a non-empty output, got output size {out_hw} from input ({h}, {wid}), "
-                         f"kernel ({kh}, {kw}), stride {stride}, padding {padding}, "
-                         f"output_padding {output_padding}, dilation {dilation}")
-    pads = (padding[0], padding[0], padding[1], padding[1])
-    return stride, pads, dilation, out_hw, cout_g * groups
+    cout = _transposed_channels(cin, wshape, wshape, groups)
+    stride, padding, dilation, out_hw = transposed_geometry((h, wid), wshape[:2], stride, padding,
+                                                            output_padding, dilation)
+    return stride, (padding[0], padding[0], padding[1], padding[1]), dilation, out_hw, cout

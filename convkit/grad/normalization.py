@@ -3,8 +3,8 @@ import numpy as np
 
 from .._kernels import batchnorm_grad as _bng
 from .._threads import resolve_num_threads
-from .._validation import as_float_array, check_layout, check_ndim
-from ..normalization import _batch_statistics, _channel_vector, _real
+from .._validation import as_float_array, check_layout, check_ndim, real_arg
+from ..normalization import _batch_statistics, _channel_vector
 from ._checks import as_grad_output
 
 
@@ -19,7 +19,7 @@ def batch_norm(grad_output, x, weight=None, eps=1e-5, *, layout="NHWC", num_thre
     check_layout(layout)
     x = as_float_array(x, "x")
     check_ndim(x, 4, "x", f"({', '.join(layout)})")
-    eps = _real(eps, "eps", minimum=0.0)
+    eps = real_arg(eps, "eps", minimum=0.0)
     channels = x.shape[3] if layout == "NHWC" else x.shape[1]
     weight = _channel_vector(weight, "weight", channels, x.dtype)
     g = as_grad_output(grad_output, x.shape, x.dtype)
