@@ -23,7 +23,7 @@ def model_case(name, batch, macs_per_image):
         cands = [Candidate("convkit", lambda: model(x))]
         if name == "resnet18":   # its 13 3x3 stride-1 layers with Winograd, the transforms kept per layer
             wino = build(config.layout, dtype=config.dtype, algo="winograd").load_state_dict(model.state_dict())
-            cands.append(Candidate("convkit winograd", lambda: wino(x)))
+            cands.append(Candidate("winograd", lambda: wino(x)))
         torch = torch_module()
         if torch is not None:
             tmodel = build_torch().to(torch.float64 if config.dtype == np.float64 else torch.float32)
