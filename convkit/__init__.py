@@ -19,7 +19,7 @@ from .normalization import batch_norm, fold_batch_norm
 from .pooling import avg_pool2d, global_avg_pool2d, max_pool2d
 from .softmax import cross_entropy, log_softmax, softmax
 from .summary import summary
-from . import grad, models, nn
+from . import grad, models, nn, optim
 
 __all__ = [
     "elu", "leaky_relu", "relu", "relu6", "sigmoid", "tanh",
@@ -29,7 +29,7 @@ __all__ = [
     "deform_conv_macs", "deform_conv_params", "deform_sampling_macs", "depthwise_conv_macs",
     "depthwise_conv_params",
     "cross_entropy", "log_softmax", "softmax",
-    "grad", "models", "nn", "summary",
+    "grad", "models", "nn", "optim", "summary",
     "autotune_cache", "set_autotune",
     "col2im", "conv2d", "get_num_threads", "im2col", "set_num_threads", "show_config",
 ]

@@ -200,6 +200,20 @@ def _grad_calls():
     ]
 
 
+def _sgd(seed):
+    rng = np.random.default_rng(seed)
+    return dict(param=convkit.nn.Parameter(_normal(rng, (300, 100))), grad=_normal(rng, (300, 100)))
+
+
+def _sgd_steps(a):
+    """Two steps (the second decays the momentum buffer the first filled)."""
+    a["param"].grad = a["grad"]
+    opt = convkit.optim.SGD([a["param"]], lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=True)
+    opt.step()
+    opt.step()
+    return a["param"]
+
+
 def _quiet(fn):
     with contextlib.redirect_stdout(io.StringIO()) as out:
         fn()
@@ -283,6 +297,7 @@ CALLS = [
          lambda a: a["net"](a["x"]), reps=10),
     Call("models", "mobilenet_v2", lambda s: dict(net=_net("mobilenet_v2"), x=_model_input(s)),
          lambda a: a["net"](a["x"]), reps=10),
+    Call("optim", "sgd_nesterov", _sgd, _sgd_steps, mutates=("param",)),
     Call("summary", "sequential", lambda s: dict(net=_net("sequential")),
          lambda a: convkit.summary(a["net"], (1, 32, 32, 3), file=io.StringIO()), reps=100),
     Call("show_config", "stdout", lambda s: {}, lambda a: _quiet(convkit.show_config), threads=False, reps=100),

@@ -10,11 +10,12 @@ from .container import Sequential
 from .conv import Conv2d, ConvTranspose2d, DeformConv2d
 from .linear import Dropout, Flatten, Linear
 from .module import Module
+from .parameter import Parameter
 from .norm import BatchNorm2d
 from .pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 
 __all__ = [
     "AvgPool2d", "BasicBlock", "BatchNorm2d", "Conv2d", "ConvBNAct", "ConvTranspose2d", "DeformConv2d",
     "DepthwiseSeparable", "Dropout", "ELU", "Flatten", "GlobalAvgPool2d", "InvertedResidual", "LeakyReLU",
-    "Linear", "MaxPool2d", "Module", "ReLU", "ReLU6", "Sequential", "Sigmoid", "Tanh", "activation_layer",
+    "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "ReLU6", "Sequential", "Sigmoid", "Tanh", "activation_layer",
 ]

@@ -7,12 +7,16 @@ output convention, shapes given to :meth:`Module.output_shape` / :meth:`Module.m
 stores its weights (convkit's HWIO for NHWC, PyTorch's OIHW for NCHW).  State dicts always use PyTorch's
 names and layouts, so torchvision's weights load as they are.
 
-Modules start in evaluation mode (the opposite of PyTorch): convkit computes inference, not gradients.
+Modules start in evaluation mode (the opposite of PyTorch): inference, with batch norm folded into the
+convolution before it.  ``train()`` switches to training mode: each forward keeps what its backward needs
+(unfused), ``backward(grad_output)`` returns the input's gradient and accumulates each parameter's
+``.grad`` (:class:`~convkit.nn.parameter.Parameter`), and :class:`convkit.optim.SGD` updates them.
 """
 import numpy as np
 
 from .._layout import from_nhwc, layout_shape, nhwc_shape, to_nhwc
 from .._validation import check_layout
+from .parameter import Parameter
 
 # Bumped whenever any module's parameters or buffers are replaced or loaded (or its mode changes).  Caches
 # derived from parameters (folded batch norm, converted weights) remember the version they were built at
@@ -39,7 +43,7 @@ class Module:
     # -- attribute registry -------------------------------------------------------------------------
 
     def register_parameter(self, name, array):
-        self._parameters[name] = array
+        self._parameters[name] = Parameter(array)
         _bump_version()
 
     def register_buffer(self, name, array):
@@ -57,7 +61,9 @@ class Module:
         d = self.__dict__
         for store in ("_parameters", "_buffers"):
             if name in d.get(store, ()):
-                d[store][name] = _checked_replacement(name, d[store][name], value)
+                # Copied into the existing array: parameters keep their identity (and .grad), so an
+                # optimizer holding them keeps updating the live arrays, as PyTorch's copy_ does.
+                np.copyto(d[store][name], _checked_replacement(name, d[store][name], value))
                 _bump_version()
                 return
         if isinstance(value, Module):
@@ -97,9 +103,11 @@ class Module:
         return sum(p.size for p in self.parameters())
 
     def train(self, mode=True):
-        """Training mode: batch norm normalises with batch statistics and updates its running ones."""
+        """Training mode: layers run unfused and keep what backward needs; batch norm normalises with
+        batch statistics and updates its running ones.  ``eval()`` (``train(False)``) folds it again."""
         for m in self.modules():
             m.training = bool(mode)
+            m.__dict__.pop("_tape", None)
         _bump_version()  # fusion plans depend on the mode
         return self
 
@@ -153,18 +161,78 @@ class Module:
             new.append((m, local, np.ascontiguousarray(m._from_torch(local, value.astype(current.dtype)))))
         for m, local, value in new:
             store = m._parameters if local in m._parameters else m._buffers
-            store[local] = value
+            np.copyto(store[local], value)  # in place, as PyTorch: optimizers keep the live arrays
         _bump_version()
         return self
 
     # -- calling, shapes, counts ----------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):
+        if self.training:
+            self._start_tape()
         return self.forward(*args, **kwargs)
 
     def forward(self, x):
         """``x`` in this module's layout -> the output in the same layout."""
-        return self._from_internal(self._forward(self._to_internal(x)))
+        y = self._from_internal(self._forward(self._to_internal(x)))
+        if self.training:
+            self.__dict__["_output_shape"] = y.shape
+        return y
+
+    # -- training: what forward keeps, backward, gradients ---------------------------------------------
+
+    def _start_tape(self):
+        """A call in training mode starts a new record: drop what earlier forwards kept."""
+        for m in self.modules():
+            m.__dict__.pop("_tape", None)
+
+    def _save(self, *values):
+        """In training mode, keep ``values`` for the backward of this forward.  Kept on a stack, so a
+        layer applied twice in one forward (ResNet's shared ReLU) is differentiated in reverse order."""
+        if self.training:
+            self.__dict__.setdefault("_tape", []).append(values)
+
+    def _saved(self):
+        """What the latest unconsumed forward kept (consumed: one backward per forward)."""
+        tape = self.__dict__.get("_tape")
+        if not tape:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() called before a training-mode forward (or twice for one "
+                f"forward): call .train(), then run a forward, then backward once")
+        return tape.pop()
+
+    def backward(self, grad_output, input_grad=True):
+        """Backpropagate ``grad_output`` (the loss's gradient w.r.t. the latest training-mode forward's
+        output, in this module's layout): accumulate every parameter's ``.grad`` and return the
+        gradient w.r.t. the input, or None with ``input_grad=False`` (which skips computing it: the
+        first layer of a network needs none).
+
+        Raises RuntimeError without a training-mode forward to differentiate, ValueError when
+        ``grad_output``'s shape is not that forward's output's.
+        """
+        g = self._backward(self._internal_grad_output(grad_output), input_grad)
+        return self._from_internal(g) if input_grad else None
+
+    def _internal_grad_output(self, grad_output):
+        """``grad_output`` checked against the latest training-mode forward, as an internal array."""
+        if not self.__dict__.get("_tape"):
+            self._saved()  # raises, saying why
+        grad_output = np.asarray(grad_output)
+        expected = self.__dict__.get("_output_shape")
+        if expected is not None and grad_output.shape != expected:
+            raise ValueError(f"expected grad_output to have the forward output's shape {expected}, "
+                             f"got {grad_output.shape}")
+        return self._to_internal(grad_output)
+
+    def _backward(self, grad, input_grad):
+        """Gradient w.r.t. the internal input of the forward whose record :meth:`_saved` pops (None when
+        not ``input_grad``), accumulating the parameters' gradients."""
+        raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+    def zero_grad(self, set_to_none=True):
+        """Reset every parameter's ``.grad``: to None (PyTorch's default), or to zeros."""
+        for p in self.parameters():
+            p.grad = None if set_to_none else np.zeros(p.shape, p.dtype)
 
     def _forward(self, x):
         """The computation on internal arrays (4-D ones NHWC)."""
