@@ -116,20 +116,21 @@ def test_sgd_rejects_bad_params():
         SGD([w], lr=0.1).step()
 
 
-def test_parameters_keep_identity_through_assignment_and_loading(rng):
-    """Assigning or loading copies into the existing arrays (as PyTorch's load_state_dict copies into its
-    tensors), so an optimizer built before keeps updating the live parameters, and nothing aliases the
-    loaded arrays."""
+def test_loading_keeps_parameters_and_assignment_replaces_them(rng):
+    """load_state_dict copies into the existing arrays (as PyTorch's copies into its tensors), so an
+    optimizer built before keeps updating the live parameters and nothing aliases the loaded arrays;
+    assignment replaces a parameter with a new one (as assigning a new torch.nn.Parameter)."""
     layer = nn.Linear(3, 2, rng=rng)
     weight = layer.weight
     opt = SGD(layer.parameters(), lr=1.0)
     state = {"weight": np.ones((2, 3), np.float32), "bias": np.zeros(2, np.float32)}
     layer.load_state_dict(state)
-    layer.bias = np.full(2, 3, np.float32)
     assert layer.weight is weight and isinstance(weight, nn.Parameter)
     weight.grad = np.ones((2, 3), np.float32)
     opt.step()
     np.testing.assert_array_equal(layer.weight, np.zeros((2, 3)))
     np.testing.assert_array_equal(state["weight"], np.ones((2, 3)))   # the loaded array is untouched
+    layer.bias = np.full(2, 3, np.float32)
+    assert isinstance(layer.bias, nn.Parameter) and layer.bias.grad is None
     np.testing.assert_array_equal(layer.bias, [3, 3])
     assert type(layer.weight * 2) is np.ndarray     # arithmetic gives plain arrays

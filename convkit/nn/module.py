@@ -61,9 +61,8 @@ class Module:
         d = self.__dict__
         for store in ("_parameters", "_buffers"):
             if name in d.get(store, ()):
-                # Copied into the existing array: parameters keep their identity (and .grad), so an
-                # optimizer holding them keeps updating the live arrays, as PyTorch's copy_ does.
-                np.copyto(d[store][name], _checked_replacement(name, d[store][name], value))
+                value = _checked_replacement(name, d[store][name], value)
+                d[store][name] = Parameter(value) if store == "_parameters" else value
                 _bump_version()
                 return
         if isinstance(value, Module):
