@@ -30,6 +30,7 @@ cdef extern from "microkernel.h" nogil:
 cdef enum:
     BLOCK_F32 = 16   # column entries per register tile (conv_direct.block_width)
     BLOCK_F64 = 8
+    LANES = 8        # independent partial sums per dot product
 
 
 cdef inline void column_gradients(
@@ -59,9 +60,46 @@ cdef inline void column_gradients(
                 else:
                     ck_tile_f64(xp, wt + (g * nkb + kb) * cout_g * B, cout_g, acc)
                 for r in range(min(<Py_ssize_t>CK_TILE_PIXELS, npx - t0)):
+                    if G == 1:     # k is the column index itself: a contiguous store
+                        for j in range(min(B, K_g - kb * B)):
+                            gcols[(t0 + r) * K + kb * B + j] = acc[r * B + j]
+                        continue
                     for j in range(min(B, K_g - kb * B)):
                         k = kb * B + j
                         gcols[(t0 + r) * K + (k // cin_g) * C + g * cin_g + k % cin_g] = acc[r * B + j]
+
+
+cdef inline void corner_dots(const floating* g, const floating* p00, const floating* p01,
+                             const floating* p10, const floating* p11, Py_ssize_t n,
+                             floating* dots) noexcept nogil:
+    """dots[i] = <g, corner i> over n values, each summed in LANES independent lanes (so the
+    compiler vectorises the four reductions without reassociating them itself)."""
+    cdef floating l00[LANES]
+    cdef floating l01[LANES]
+    cdef floating l10[LANES]
+    cdef floating l11[LANES]
+    cdef Py_ssize_t b, j, c, n8 = n - n % LANES
+    for j in range(LANES):
+        l00[j] = l01[j] = l10[j] = l11[j] = 0
+    for b in range(0, n8 // LANES):
+        for j in range(LANES):
+            c = b * LANES + j
+            l00[j] += g[c] * p00[c]
+            l01[j] += g[c] * p01[c]
+            l10[j] += g[c] * p10[c]
+            l11[j] += g[c] * p11[c]
+    for c in range(n8, n):
+        j = c - n8
+        l00[j] += g[c] * p00[c]
+        l01[j] += g[c] * p01[c]
+        l10[j] += g[c] * p10[c]
+        l11[j] += g[c] * p11[c]
+    dots[0] = dots[1] = dots[2] = dots[3] = 0
+    for j in range(LANES):
+        dots[0] += l00[j]
+        dots[1] += l01[j]
+        dots[2] += l10[j]
+        dots[3] += l11[j]
 
 
 cdef inline void pixel_backward(
@@ -74,7 +112,8 @@ cdef inline void pixel_backward(
     cdef Py_ssize_t taps = KH * KW, G = C // cpg
     cdef Py_ssize_t i, j, t, og, idx, c, h0, w0
     cdef double y, x, ly, lx, m
-    cdef floating s00, s01, s10, s11, v, w00, w01, w10, w11
+    cdef floating s00, s01, s10, s11, w00, w01, w10, w11
+    cdef floating dots[4]
     cdef bint top, bottom, left, right
     cdef const floating* p00
     cdef const floating* p01
@@ -112,13 +151,8 @@ cdef inline void pixel_backward(
                 p10 = img + ((h0 + 1) * W + w0) * C + og * cpg if bottom and left else zeros
                 p11 = img + ((h0 + 1) * W + w0 + 1) * C + og * cpg if bottom and right else zeros
                 g = gc + t * C + og * cpg
-                s00 = s01 = s10 = s11 = 0
-                for c in range(cpg):
-                    v = g[c]
-                    s00 = s00 + v * p00[c]
-                    s01 = s01 + v * p01[c]
-                    s10 = s10 + v * p10[c]
-                    s11 = s11 + v * p11[c]
+                corner_dots(g, p00, p01, p10, p11, cpg, dots)
+                s00, s01, s10, s11 = dots[0], dots[1], dots[2], dots[3]
                 if gmsk != NULL:
                     gmsk[idx] = <floating>((1 - ly) * ((1 - lx) * s00 + lx * s01) + ly * ((1 - lx) * s10 + lx * s11))
                 goff[2 * idx] = <floating>(m * ((1 - lx) * (s10 - s00) + lx * (s11 - s01)))

@@ -45,8 +45,9 @@ cdef inline void wg_accumulate(
     cdef Py_ssize_t K = taps * C, K_g = taps * cin_g, Cout = G * cout_g
     cdef Py_ssize_t nkb = (K_g + B - 1) // B
     cdef Py_ssize_t nct = (cout_g + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS
-    cdef Py_ssize_t p, co, g, t, ci, k, kb, ct, r
+    cdef Py_ssize_t p, co, g, t, ci, k, kb, ct, r, j
     cdef const floating* src
+    cdef floating* dst
     cdef const floating* xp[CK_TILE_PIXELS]
     cdef floating* tile
     for p in range(npix):
@@ -56,6 +57,14 @@ cdef inline void wg_accumulate(
         # kpack[kb][p][j] = column entry k = kb*B + j of group g for pixel p (zero past K_g)
         for p in range(npix):
             src = cols + p * K + g * cin_g
+            if cin_g % B == 0:      # each tap's channels are whole blocks: copy runs of B
+                for t in range(taps):
+                    for kb in range(cin_g // B):
+                        ci = kb * B
+                        dst = kpack + (((t * cin_g + ci) // B) * npix + p) * B
+                        for j in range(B):
+                            dst[j] = src[t * C + ci + j]
+                continue
             k = 0
             for t in range(taps):
                 for ci in range(cin_g):

@@ -79,7 +79,7 @@ def deform_case(n, h, w, c, cout, k, masked):
         if torchvision_module() is not None:
             import torch
             got, xt, ot, wtt, mt = (None if a is None else torch.from_numpy(a) for a in in_nchw)
-            mt = torch.zeros(0, dtype=xt.dtype) if mt is None else mt
+            mt = torch.zeros((n, 1), dtype=xt.dtype) if mt is None else mt   # (torchvision's own placeholder)
             bias = torch.zeros(cout, dtype=xt.dtype)
             cands.append(Candidate("torchvision", torch_call(
                 lambda: torch.ops.torchvision._deform_conv2d_backward(
