@@ -25,15 +25,8 @@ def linear(x, weight, bias=None, *, activation=None, num_threads=None):
 
     Returns a C-contiguous ``(..., out_features)`` array.
     """
-    if isinstance(x, np.ndarray) and x.ndim == 0:  # (as_float_array would make it 1-D)
-        raise ValueError(f"expected x to be at least 1-D (..., in_features), got shape {x.shape}")
-    x = as_float_array(x, "x")
-    weight = as_float_array(weight, "weight", x.dtype)
-    check_ndim(weight, 2, "weight", "(out_features, in_features)")
+    x, weight = linear_args(x, weight)
     out_features, in_features = weight.shape
-    if x.shape[-1] != in_features:
-        raise ValueError(f"expected x to have {in_features} features in its last dimension "
-                         f"(weight {weight.shape}), got shape {x.shape}")
     bias = as_bias(bias, out_features, x.dtype)
     code, alpha = resolve_activation(activation)
     nt = resolve_num_threads(num_threads)
@@ -41,3 +34,16 @@ def linear(x, weight, bias=None, *, activation=None, num_threads=None):
         y = np.matmul(x.reshape(math.prod(x.shape[:-1]), in_features), weight.T)  # (-1 fails on size 0)
     _ew.bias_activation_inplace(y, bias, code, alpha, nt)
     return y.reshape(x.shape[:-1] + (out_features,))
+
+
+def linear_args(x, weight):
+    """Checked ``x`` (..., in_features) and ``weight`` (out_features, in_features), C-contiguous."""
+    if isinstance(x, np.ndarray) and x.ndim == 0:  # (as_float_array would make it 1-D)
+        raise ValueError(f"expected x to be at least 1-D (..., in_features), got shape {x.shape}")
+    x = as_float_array(x, "x")
+    weight = as_float_array(weight, "weight", x.dtype)
+    check_ndim(weight, 2, "weight", "(out_features, in_features)")
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"expected x to have {weight.shape[1]} features in its last dimension "
+                         f"(weight {weight.shape}), got shape {x.shape}")
+    return x, weight

@@ -7,15 +7,17 @@ import numpy as np
 TOLERANCE = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-11}
 
 
-def assert_close(actual, expected, dtype):
-    """``actual`` has dtype ``dtype``, the shape of ``expected`` and matches it to the dtype's tolerance."""
+def assert_close(actual, expected, dtype, tolerance=None):
+    """``actual`` has dtype ``dtype``, the shape of ``expected`` and matches it to ``tolerance`` (relative
+    to the reference's largest magnitude, at least 1; by default the dtype's TOLERANCE)."""
     actual = np.asarray(actual)
     expected = np.asarray(expected, np.float64)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     assert actual.dtype == np.dtype(dtype), actual.dtype
     scale = max(np.abs(expected).max(initial=0.0), 1.0)
     err = np.abs(actual.astype(np.float64) - expected).max(initial=0.0)
-    assert err <= TOLERANCE[np.dtype(dtype)] * scale, f"max abs error {err:.3g} (scale {scale:.3g})"
+    tolerance = TOLERANCE[np.dtype(dtype)] if tolerance is None else tolerance
+    assert err <= tolerance * scale, f"max abs error {err:.3g} (scale {scale:.3g})"
 
 
 def nchw(a):

@@ -2,7 +2,7 @@
 import numpy as np
 
 import convkit
-from helpers import nchw, oihw
+from helpers import assert_close, nchw, oihw
 
 DTYPES = [np.float32, np.float64]
 LAYOUTS = ["NHWC", "NCHW"]
@@ -11,13 +11,7 @@ RTOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
 
 
 def assert_grad(actual, expected, dtype):
-    actual = np.asarray(actual)
-    expected = np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    assert actual.dtype == np.dtype(dtype), actual.dtype
-    scale = max(np.abs(expected).max(initial=0.0), 1.0)
-    err = np.abs(actual.astype(np.float64) - expected).max(initial=0.0)
-    assert err <= RTOL[np.dtype(dtype)] * scale, f"max abs error {err:.3g} (scale {scale:.3g})"
+    assert_close(actual, expected, dtype, RTOL[np.dtype(dtype)])
 
 
 def directional_check(f, grads, inputs, rng, h=1e-6):
