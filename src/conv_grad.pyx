@@ -101,7 +101,7 @@ def conv2d_weight_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     if mask is not None:
         mask_view = mask
         mp = &mask_view[0, 0, 0, 0]
-    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* xp = &x[0, 0, 0, 0] if H * W > 0 else &zeros[0]   # an empty image: all padding
     cdef const floating* gp = &grad_output[0, 0, 0, 0]
     cdef floating* pp = &partials[0, 0]
     with nogil:

@@ -172,3 +172,10 @@ def test_deform_conv2d_grad_output_of_the_wrong_shape_names_both_shapes(rng):
     x, offset, weight, mask = deform_case(DEFORM_CASES[0], np.float32, True, rng)
     with pytest.raises(ValueError, match=r"grad_output.*\(2, 6, 5, 6\).*got \(2, 6, 6, 6\)"):
         grad.deform_conv2d(np.zeros((2, 6, 6, 6), np.float32), x, offset, weight, mask, 1, 1)
+
+
+def test_weight_gradient_of_an_empty_image_seen_through_padding_is_zero():
+    x = np.zeros((2, 0, 0, 3), np.float32)
+    go = np.ones((2, 2, 2, 4), np.float32)              # a 1x1 kernel over padding 1: a 2x2 output
+    assert np.array_equal(grad.conv2d_weight(x, (1, 1, 3, 4), go, padding=1), np.zeros((1, 1, 3, 4), np.float32))
+    assert grad.conv2d_input(x.shape, np.ones((1, 1, 3, 4), np.float32), go, padding=1).shape == x.shape
