@@ -1,11 +1,11 @@
 """Gradients: conv2d's input + weight gradients beside PyTorch's autograd kernel (channels_last), and
 deform_conv2d's backward beside torchvision's.
 
-* ``conv2d grad``: ResNet's 3x3 layers (56x56x64 and 28x28x128, batch 8, stride 1, padding 1).  convkit
+* ``conv2d_grad``: ResNet's 3x3 layers (56x56x64 and 28x28x128, batch 8, stride 1, padding 1).  convkit
   runs ``grad.conv2d_input`` then ``grad.conv2d_weight``; the peer is ``aten::convolution_backward`` with
   ``output_mask=[True, True, False]``, what ``loss.backward()`` calls for a channels_last conv2d (oneDNN).
   Rows "input" and "weight" time the two halves alone.  ``flops`` counts both products (4 x MACs).
-* ``deformable grad``: the forward bench's layer (3x3 64x64x64 -> 64, padding 1, offsets normal with
+* ``deformable_grad``: the forward bench's layer (3x3 64x64x64 -> 64, padding 1, offsets normal with
   sigma 2, DCNv1 and DCNv2, batch 1 and 8).  convkit's ``grad.deform_conv2d`` (all five gradients) beside
   ``torchvision::_deform_conv2d_backward``, what autograd calls (NCHW, its CPU kernel).  ``flops`` counts
   the two GEMM-shaped products (input-column and weight gradients, 4 x MACs), not the sampling.
@@ -19,8 +19,8 @@ from .deform import _nchw, torchvision_module
 from .peers import torch_call, torch_module
 
 SECTIONS = {
-    "conv2d grad": "conv2d input + weight gradients against PyTorch autograd (channels_last)",
-    "deformable grad": "deform_conv2d backward (x, offset, weight, mask, bias) against torchvision",
+    "conv2d_grad": "conv2d input + weight gradients against PyTorch autograd (channels_last)",
+    "deformable_grad": "deform_conv2d backward (x, offset, weight, mask, bias) against torchvision",
 }
 ORDER = 70
 
@@ -59,7 +59,7 @@ def conv_case(n, h, w, c, cout, k, part):
         return cands
 
     factor = 4 if part == "input+weight" else 2
-    return Case("conv2d grad", f"{k}x{k} {h}x{w}x{c}->{cout} b{n} {part}", make, flops=factor * macs)
+    return Case("conv2d_grad", f"{k}x{k} {h}x{w}x{c}->{cout} b{n} {part}", make, flops=factor * macs)
 
 
 def deform_case(n, h, w, c, cout, k, masked):
@@ -87,7 +87,7 @@ def deform_case(n, h, w, c, cout, k, masked):
         return cands
 
     name = f"{k}x{k} {h}x{w}x{c}->{cout} b{n} {'DCNv2 mask' if masked else 'DCNv1'}"
-    return Case("deformable grad", name, make, flops=4 * macs)
+    return Case("deformable_grad", name, make, flops=4 * macs)
 
 
 def cases(config):
