@@ -1,0 +1,146 @@
+"""Where each chunk's sliding windows read: the per-axis plans behind the spatial wrappers.
+
+Pure index arithmetic (no Dask, no arrays), one axis at a time.  Output row ``o`` of a convolution or
+pooling reads input rows ``o*stride - pad_before + i*dilation`` (i < kernel).  Output rows are given to
+the input chunk that holds the start of their window, so output chunk ``j`` is rows
+``[ceil((b_j + pad_before) / stride), ceil((b_{j+1} + pad_before) / stride))`` for input chunk
+``[b_j, b_{j+1})``: output chunks tile the output exactly, their boundaries on the stride's grid.  Each
+chunk then needs at most ``dilation*(kernel-1)`` rows of its successor (the halo after) and, when it pads
+its last rows, up to ``stride-1`` rows of its predecessor (the halo before, see ``BlockPlan.start``).
+
+Each chunk is computed by the in-memory function with a symmetric padding ``pad`` of its own and the
+outputs it does not own cropped: its first ``crop`` outputs and any past ``crop + size``.  Zeros (or
+-inf) enter only at the true image border, as in the in-memory call.
+"""
+import dataclasses
+from typing import Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockPlan:
+    start: int        # first input row handed to the in-memory call (absolute)
+    stop: int         # one past the last
+    pad: int          # symmetric padding of that call
+    crop: int         # outputs of that call to skip before the owned ones
+    size: int         # owned output rows
+    explicit: Tuple[int, int] = (0, 0)   # zero rows to add before/after instead (then pad == crop == 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisPlan:
+    in_chunks: Tuple[int, ...]
+    out_chunks: Tuple[int, ...]
+    depth: Tuple[int, int]          # halo rows (before, after) each chunk borrows from its neighbours
+    blocks: Tuple[BlockPlan, ...]
+
+    def local(self, j):
+        """Block ``j``'s plan with start/stop relative to its chunk plus halo (as map_overlap hands it)."""
+        b = self.blocks[j]
+        origin = max(sum(self.in_chunks[:j]) - self.depth[0], 0)
+        return dataclasses.replace(b, start=b.start - origin, stop=b.stop - origin)
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+def _chunk_bounds(chunks):
+    bounds = [0]
+    for c in chunks:
+        bounds.append(bounds[-1] + c)
+    return bounds
+
+
+def empty_chunk_error(axis, j, lo, hi, what, geometry):
+    return ValueError(
+        f"expected every chunk of x along {axis} to produce output, but chunk {j} (input {axis} "
+        f"{lo}:{hi}, {hi - lo} pixels) would give an empty output chunk with {geometry}; rechunk x along "
+        f"{axis} so that this chunk joins its neighbour (each chunk needs at least {what})")
+
+
+def window_plan(chunks, size, out_size, kernel, stride, dilation, pad_before, axis, *, pool_pad=None):
+    """The AxisPlan of a convolution (``pool_pad=None``) or a pooling (``pool_pad`` its padding).
+
+    A convolution chunk pads ``max(top, bottom)`` of the zeros it needs; when that padding cannot be
+    lined up with the stride (an asymmetric "same" padding on a short image) it gets explicit zero rows
+    instead.  A pooling chunk that touches a padded border uses the pooling's own padding, so that
+    windows past the border are clipped, and counted, exactly as in the in-memory call.
+    """
+    span = dilation * (kernel - 1) + 1
+    bounds = _chunk_bounds(chunks)
+    outs = [0] + [min(ceil_div(b + pad_before, stride), out_size) for b in bounds[1:-1]] + [out_size]
+    geometry = f"kernel {kernel}, stride {stride}, dilation {dilation}, padding {pad_before}"
+    for j in range(len(chunks)):
+        if outs[j + 1] <= outs[j]:
+            raise empty_chunk_error(axis, j, bounds[j], bounds[j + 1], f"{stride} pixel(s)", geometry)
+    blocks = []
+    for j in range(len(chunks)):
+        first = outs[j] * stride - pad_before                      # window start of the first owned output
+        last = (outs[j + 1] - 1) * stride - pad_before + span - 1  # last row the last owned output reads
+        top, bottom = max(-first, 0), max(last - (size - 1), 0)
+        if pool_pad is not None:
+            pad = pool_pad if (top or bottom) else 0
+        else:
+            pad = max(top, bottom)
+        skip = ceil_div(pad - top, stride) if pad > top else 0
+        start = first + pad - skip * stride
+        stop = min(last, size - 1) + 1
+        if start < 0:  # conv only: the stride cannot absorb this padding's asymmetry
+            blocks.append(BlockPlan(max(first, 0), stop, 0, 0, outs[j + 1] - outs[j], (top, bottom)))
+        else:
+            blocks.append(BlockPlan(start, stop, pad, skip, outs[j + 1] - outs[j]))
+    return _with_depth(tuple(chunks), bounds, outs, blocks)
+
+
+def transposed_plan(chunks, size, out_size, kernel, stride, dilation, padding, axis):
+    """The AxisPlan of a transposed convolution: input row ``i`` scatters to output rows
+    ``i*stride - padding + t*dilation``, so output chunk ``j`` starts at ``b_j*stride - padding``.
+
+    Each chunk is computed with padding 0 and the output_padding that completes its last owned rows
+    (``BlockPlan.pad`` holds that output_padding); it needs ``floor(dilation*(kernel-1)/stride)``
+    input rows of its predecessor and none of its successor.
+    """
+    reach = dilation * (kernel - 1)
+    bounds = _chunk_bounds(chunks)
+    outs = [0] + [min(max(b * stride - padding, 0), out_size) for b in bounds[1:-1]] + [out_size]
+    geometry = f"kernel {kernel}, stride {stride}, dilation {dilation}, padding {padding}"
+    for j in range(len(chunks)):
+        if outs[j + 1] <= outs[j]:
+            raise empty_chunk_error(axis, j, bounds[j], bounds[j + 1],
+                                    f"{ceil_div(padding + 1, stride)} pixel(s) after the padding", geometry)
+    blocks = []
+    for j in range(len(chunks)):
+        o0, o1 = outs[j], outs[j + 1]
+        # First input row reaching o0, but not past the row whose first output is o0 or earlier.
+        start = max(min(ceil_div(o0 + padding - reach, stride), (o0 + padding) // stride), 0)
+        stop = min((o1 - 1 + padding) // stride + 1, size)
+        stop = max(stop, start + 1)
+        crop = o0 + padding - start * stride                    # output o = start*stride - padding + r
+        produced = (stop - start - 1) * stride + reach + 1
+        output_padding = max(o1 + padding - start * stride - produced, 0)
+        assert output_padding < max(stride, dilation), (j, output_padding)
+        blocks.append(BlockPlan(start, stop, output_padding, crop, o1 - o0))
+    return _with_depth(tuple(chunks), bounds, outs, blocks)
+
+
+def _with_depth(chunks, bounds, outs, blocks):
+    before = max([bounds[j] - b.start for j, b in enumerate(blocks) if j > 0] + [0])
+    after = max([b.stop - bounds[j + 1] for j, b in enumerate(blocks[:-1])] + [0])
+    out_chunks = tuple(outs[j + 1] - outs[j] for j in range(len(chunks)))
+    return AxisPlan(chunks, out_chunks, (before, after), tuple(blocks))
+
+
+def merge_small_chunks(chunks, minimum):
+    """``chunks`` with every chunk smaller than ``minimum`` merged into its neighbour (Dask's overlap
+    needs each chunk at least as large as the halo it lends)."""
+    merged = list(chunks)
+    j = 0
+    while len(merged) > 1 and j < len(merged):
+        if merged[j] < minimum:
+            k = j - 1 if j == len(merged) - 1 else j + 1
+            merged[min(j, k)] = merged[j] + merged[k]
+            del merged[max(j, k)]
+            j = max(min(j, k) - 1, 0)
+        else:
+            j += 1
+    return tuple(merged)

@@ -1,0 +1,268 @@
+"""convkit.dask: chunked results equal the in-memory calls, on a real 2-process LocalCluster."""
+import logging
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
+
+import convkit  # noqa: E402
+import convkit.dask as ckd  # noqa: E402
+from convkit import nn  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two worker processes of one thread each, every worker's convkit on its share of the cores."""
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.ERROR)
+    with distributed.Client(cluster) as c:
+        ckd.share_cores(c)
+        yield c
+    cluster.close()
+
+
+def chunked(x, chunks):
+    return da.from_array(x, chunks=chunks)
+
+
+def random(rng, shape, dtype=np.float32):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def test_each_worker_uses_its_share_of_the_cores(client):
+    cores = ckd.share_cores(client)
+    threads = client.run(convkit.get_num_threads)
+    assert set(threads) == set(cores) and len(threads) == 2
+    machine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert all(t == max(machine // 2, 1) for t in threads.values())
+    assert sum(threads.values()) <= max(machine, 2)
+
+
+# (shape NHWC, kernel, stride, padding, dilation, groups, chunks along H and W)
+CONV_CASES = [
+    ((2, 17, 13, 4), (3, 3), 1, 1, 1, 1, (5, 13)),          # rows chunked, padding 1: the bench's pattern
+    ((1, 16, 16, 3), (3, 3), 2, 1, 1, 1, (4, 6)),           # stride 2, chunks not multiples of it
+    ((2, 15, 18, 4), (5, 3), (2, 1), "same", 1, 2, (6, 7)),  # non-square, "same", groups
+    ((1, 20, 11, 2), (3, 2), 1, (2, 0), (3, 2), 1, (7, 4)),  # dilation, asymmetric kernel
+    ((3, 9, 9, 6), (1, 1), 1, 0, 1, 3, (2, 3)),             # 1x1 grouped, no halo
+    ((1, 12, 10, 2), (4, 4), 3, "valid", 1, 1, (6, 6)),     # stride 3, even kernel
+]
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_conv2d_equals_in_memory_bit_for_bit(client, layout):
+    rng = np.random.default_rng(0)
+    results, expected = [], []
+    for shape, kernel, stride, padding, dilation, groups, (ch, cw) in CONV_CASES:
+        n, h, w, c = shape
+        x = random(rng, shape if layout == "NHWC" else (n, c, h, w))
+        cout = 2 * groups
+        weight = random(rng, (*kernel, c // groups, cout) if layout == "NHWC" else (cout, c // groups, *kernel))
+        chunks = (1, ch, cw, c) if layout == "NHWC" else (1, c, ch, cw)
+        args = (random(rng, cout), stride, padding, dilation, groups)
+        expected.append(convkit.conv2d(x, weight, *args, layout=layout, algo="direct", activation="relu6"))
+        results.append(ckd.conv2d(chunked(x, chunks), weight, *args, layout=layout, algo="direct",
+                                  activation="relu6"))
+        assert results[-1].shape == expected[-1].shape
+    for i, (y, e) in enumerate(zip(dask.compute(*results), expected)):
+        assert np.array_equal(y, e), CONV_CASES[i]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_other_algorithms_equal_up_to_rounding(client, dtype):
+    rng = np.random.default_rng(1)
+    x, weight = random(rng, (2, 14, 12, 8), dtype), random(rng, (3, 3, 8, 16), dtype)
+    for algo in ("auto", "im2col"):
+        expected = convkit.conv2d(x, weight, None, 1, 1, algo=algo)
+        y = ckd.conv2d(chunked(x, (1, 5, 6, 8)), weight, None, 1, 1, algo=algo).compute()
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
+
+
+def test_every_chunking_of_a_strided_dilated_conv(rng):
+    """Every chunking of the rows into equal chunks (1-12 rows, the last one shorter) of one layer, on
+    the synchronous scheduler (fast): equal to the in-memory call, or refused when a chunk would have
+    no output rows (the last chunk holding no window's first row)."""
+    x, weight = random(rng, (1, 23, 9, 3)), random(rng, (3, 2, 3, 4))
+    expected = convkit.conv2d(x, weight, None, (2, 1), (2, 1), (2, 1), algo="direct")
+    computed = 0
+    with dask.config.set(scheduler="synchronous"):
+        for rows in range(1, 13):
+            for cols in (1, 4) if rows % 3 else (9,):
+                try:
+                    y = ckd.conv2d(chunked(x, (1, rows, cols, 3)), weight, None, (2, 1), (2, 1), (2, 1),
+                                   algo="direct")
+                except ValueError as error:
+                    assert "empty output chunk" in str(error)
+                    continue
+                assert np.array_equal(y.compute(), expected), (rows, cols)
+                computed += 1
+    assert computed >= 10
+
+
+# (shape NHWC, kernel, stride, padding, output_padding, dilation, groups, chunks along H and W)
+TRANSPOSED_CASES = [
+    ((2, 9, 8, 4), (4, 4), 2, 1, 0, 1, 1, (3, 5)),
+    ((1, 7, 10, 4), (3, 3), 2, 1, 1, 1, 2, (2, 4)),
+    ((1, 8, 8, 2), (3, 2), (3, 1), (1, 0), (2, 0), (1, 2), 1, (3, 3)),
+    ((1, 6, 6, 2), (1, 1), 3, 0, 2, 1, 1, (2, 2)),   # stride beyond the kernel: gaps of bias only
+]
+
+
+def test_conv_transpose2d_equals_in_memory_bit_for_bit(client):
+    rng = np.random.default_rng(2)
+    results, expected = [], []
+    for shape, kernel, stride, padding, output_padding, dilation, groups, (ch, cw) in TRANSPOSED_CASES:
+        x = random(rng, shape)
+        weight = random(rng, (*kernel, 3, shape[3]))    # (KH, KW, Cout/groups, Cin)
+        args = (random(rng, 3 * groups), stride, padding, output_padding, groups, dilation)
+        expected.append(convkit.conv_transpose2d(x, weight, *args, algo="direct"))
+        results.append(ckd.conv_transpose2d(chunked(x, (1, ch, cw, shape[3])), weight, *args, algo="direct"))
+        assert results[-1].shape == expected[-1].shape
+    for i, (y, e) in enumerate(zip(dask.compute(*results), expected)):
+        assert np.array_equal(y, e), TRANSPOSED_CASES[i]
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_pooling_equals_in_memory_bit_for_bit(client, layout):
+    rng = np.random.default_rng(3)
+    x = random(rng, (2, 15, 14, 6) if layout == "NHWC" else (2, 6, 15, 14))
+    xd = chunked(x, (1, 5, 7, 3) if layout == "NHWC" else (1, 3, 5, 7))   # channel chunks kept
+    results, expected = [], []
+    for ceil_mode in (False, True):
+        for k, s, p, d in (((3, 3), 2, 1, 1), ((2, 3), (2, 1), (1, 0), 1), ((3, 3), 3, 0, 1), (3, 1, 1, 2)):
+            expected.append(convkit.max_pool2d(x, k, s, p, d, ceil_mode, layout=layout))
+            results.append(ckd.max_pool2d(xd, k, s, p, d, ceil_mode, layout=layout))
+            if d == 1:
+                for count_include_pad in (False, True):
+                    expected.append(convkit.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad,
+                                                       layout=layout))
+                    results.append(ckd.avg_pool2d(xd, k, s, p, ceil_mode, count_include_pad, layout=layout))
+    for i, (y, e) in enumerate(zip(dask.compute(*results), expected)):
+        assert np.array_equal(y, e), i
+
+
+def test_deform_conv2d_chunks_the_batch_with_offset_and_mask(client):
+    rng = np.random.default_rng(4)
+    x, weight = random(rng, (4, 9, 8, 4)), random(rng, (3, 3, 4, 6))
+    offset = 3 * random(rng, (4, 5, 4, 2 * 2 * 9))   # 2 offset groups, samples far from their tap
+    mask = rng.random((4, 5, 4, 2 * 9)).astype(np.float32)
+    expected = convkit.deform_conv2d(x, offset, weight, None, 2, 1, 1, mask, algo="direct")
+    y = ckd.deform_conv2d(chunked(x, (2, 9, 8, 4)), chunked(offset, (1, 5, 4, 36)), weight, None, 2, 1, 1,
+                          chunked(mask, (3, 5, 4, 18)), algo="direct")
+    assert y.chunks[0] == (2, 2)
+    assert np.array_equal(y.compute(), expected)
+    with pytest.warns(ckd.RechunkWarning, match="anywhere in the image"):
+        y = ckd.deform_conv2d(chunked(x, (2, 4, 8, 4)), chunked(offset, (2, 2, 4, 36)), weight, None, 2, 1,
+                              1, chunked(mask, (2, 5, 4, 18)), algo="direct")
+    assert np.array_equal(y.compute(), expected)
+
+
+def test_batch_norm_and_activations_on_any_chunking(client):
+    rng = np.random.default_rng(5)
+    x = random(rng, (3, 6, 7, 8))
+    xd = chunked(x, (2, 4, 3, 3))
+    stats = [random(rng, 8), rng.random(8).astype(np.float32) + 0.5, random(rng, 8), random(rng, 8)]
+    expected = convkit.batch_norm(x, *stats, 1e-3)
+    assert np.array_equal(ckd.batch_norm(xd, *stats, 1e-3).compute(), expected)
+    xn = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    expected = convkit.batch_norm(xn, stats[0], stats[1], None, stats[3], layout="NCHW")
+    y = ckd.batch_norm(chunked(xn, (1, 5, 3, 7)), da.from_array(stats[0], 3), stats[1], None, stats[3],
+                       layout="NCHW")
+    assert np.array_equal(y.compute(), expected)
+    activations = (("relu", {}), ("relu6", {}), ("leaky_relu", {"negative_slope": 0.2}),
+                   ("elu", {"alpha": 0.5}), ("sigmoid", {}), ("tanh", {}))
+    results = dask.compute(*(getattr(ckd, name)(xd, **params) for name, params in activations))
+    for (name, params), y in zip(activations, results):
+        assert np.array_equal(y, getattr(convkit, name)(x, **params)), name
+
+
+def test_predict_maps_a_model_over_batch_chunks(client):
+    rng = np.random.default_rng(6)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.GlobalAvgPool2d(), nn.Linear(8, 5))
+    for name, p in model.named_parameters():
+        p[...] = random(rng, p.shape)
+    x = random(rng, (5, 12, 10, 3))
+    y = ckd.predict(model, chunked(x, (2, 12, 10, 3)))
+    assert y.shape == (5, 5) and y.chunks == ((2, 2, 1), (5,))
+    np.testing.assert_allclose(y.compute(), model(x), rtol=1e-5, atol=1e-5)
+    graph = dict(y.__dask_graph__())
+    assert sum(1 for key in graph if str(key[0] if isinstance(key, tuple) else key)
+               .startswith("convkit-model-")) == 1
+
+
+def test_weights_are_one_graph_key_not_copied_into_each_task(client):
+    rng = np.random.default_rng(7)
+    x = chunked(random(rng, (1, 64, 8, 64)), (1, 4, 8, 64))    # 16 chunks
+    weight = random(rng, (3, 3, 64, 256))                         # 576 KiB
+    y = ckd.conv2d(x, weight, None, 1, 1)
+    assert len(cloudpickle.dumps(dict(y.__dask_graph__()))) < 2 * weight.nbytes + x.nbytes
+    # A weight given as a dask array: merged into one chunk, that single key feeding every conv task.
+    wd = chunked(weight, (3, 3, 16, 256)) * 1
+    y = ckd.conv2d(x, wd, None, 1, 1)
+    graph = y.__dask_graph__()
+    deps = graph.get_all_dependencies()
+    conv_keys = [k for k in graph if k[0] == y.name]
+    weight_keys = set.intersection(*(set(d for d in deps[k] if str(d[0]).startswith("rechunk"))
+                                     for k in conv_keys))
+    assert len(conv_keys) == 16 and len(weight_keys) == 1
+    np.testing.assert_allclose(y.compute(), convkit.conv2d(x.compute(), weight, None, 1, 1), rtol=1e-5,
+                               atol=1e-4)
+
+
+def test_channel_chunks_are_merged_once_with_a_warning_or_refused_over_budget(client):
+    rng = np.random.default_rng(8)
+    x, weight = random(rng, (1, 16, 16, 8)), random(rng, (3, 3, 8, 4))
+    with pytest.warns(ckd.RechunkWarning, match=r"channels \(chunks \(4, 4\)\)"):
+        y = ckd.conv2d(chunked(x, (1, 8, 16, 4)), weight, None, 1, 1, algo="direct")
+    assert np.array_equal(y.compute(), convkit.conv2d(x, weight, None, 1, 1, algo="direct"))
+    with dask.config.set({"array.chunk-size": "2KiB"}):
+        with pytest.raises(ValueError, match=r"4.00 kiB .* above the chunk budget 2.00 kiB"):
+            ckd.conv2d(chunked(x, (1, 8, 16, 4)), weight, None, 1, 1)
+
+
+def test_an_empty_output_chunk_is_refused_with_the_numbers():
+    x = chunked(np.zeros((2, 9, 8, 3), np.float32), (1, (4, 4, 1), 8, 3))
+    weight = np.zeros((3, 3, 3, 2), np.float32)
+    with pytest.raises(ValueError, match=r"chunk 2 \(input height 8:9, 1 pixels\) would give an empty "
+                                         r"output chunk with kernel 3, stride 2, dilation 1, padding 0"):
+        ckd.conv2d(x, weight, None, 2)
+    with pytest.raises(ValueError, match=r"chunk 1 \(input height 8:9, 1 pixels\) would give an empty"):
+        ckd.max_pool2d(chunked(np.zeros((1, 9, 8, 3), np.float32), (1, (8, 1), 8, 3)), 2)
+
+
+def test_in_memory_input_is_pointed_to_convkit():
+    x = np.zeros((1, 4, 4, 1), np.float32)
+    with pytest.raises(TypeError, match=r"dask.array.Array, got ndarray; .* call convkit.conv2d directly"):
+        ckd.conv2d(x, np.zeros((1, 1, 1, 1), np.float32))
+    with pytest.raises(TypeError, match="convkit.relu directly"):
+        ckd.relu(x)
+    with pytest.raises(TypeError, match="convkit.max_pool2d directly"):
+        ckd.max_pool2d(x, 2)
+
+
+def test_bad_arguments_get_the_in_memory_messages():
+    x = chunked(np.zeros((1, 8, 8, 4), np.float32), 4)
+    with pytest.raises(ValueError, match="expected groups to divide the input channels 4"):
+        ckd.conv2d(x, np.zeros((3, 3, 1, 3), np.float32), groups=3)
+    with pytest.raises(ValueError, match="expected a non-empty output"):
+        ckd.conv2d(x, np.zeros((9, 9, 4, 1), np.float32))
+    with pytest.raises(TypeError, match="expected x to have dtype float32 or float64"):
+        ckd.relu(x.astype(np.int32))
+    with pytest.raises(ValueError, match="training=False"):
+        ckd.batch_norm(x, None, None, training=True)
+
+
+def test_a_failing_task_raises_the_workers_exception(client):
+    x = chunked(np.zeros((2, 8, 8, 3), np.float32), (1, 8, 8, 3))
+    lying = x.map_blocks(lambda b: b.astype(np.int16), dtype=np.float32)   # wrong dtype, found on a worker
+    y = ckd.conv2d(lying, np.zeros((3, 3, 3, 2), np.float32))
+    with pytest.raises(TypeError, match="expected x to have dtype float32 or float64, got int16"):
+        client.compute(y).result(timeout=60)
