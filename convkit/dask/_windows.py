@@ -1,12 +1,14 @@
 """Where each chunk's sliding windows read: the per-axis plans behind the spatial wrappers.
 
 Pure index arithmetic (no Dask, no arrays), one axis at a time.  Output row ``o`` of a convolution or
-pooling reads input rows ``o*stride - pad_before + i*dilation`` (i < kernel).  Output rows are given to
-the input chunk that holds the start of their window, so output chunk ``j`` is rows
-``[ceil((b_j + pad_before) / stride), ceil((b_{j+1} + pad_before) / stride))`` for input chunk
-``[b_j, b_{j+1})``: output chunks tile the output exactly, their boundaries on the stride's grid.  Each
-chunk then needs at most ``dilation*(kernel-1)`` rows of its successor (the halo after) and, when it pads
-its last rows, up to ``stride-1`` rows of its predecessor (the halo before, see ``BlockPlan.start``).
+pooling reads input rows ``o*stride - pad_before + i*dilation`` (i < kernel) and sits over input row
+``o*stride`` (its anchor: the centre of a "same" convolution's window).  Output rows belong to the input
+chunk holding their anchor, so output chunk ``j`` is rows ``[ceil(b_j / stride), ceil(b_{j+1} / stride))``
+for input chunk ``[b_j, b_{j+1})``: output chunks tile the output exactly with their boundaries on the
+stride's grid, and a "same" convolution's output chunks are its input chunks (or those divided by the
+stride), regular wherever the input's are, as Zarr needs to write them.  Each chunk borrows from its
+neighbours the rows its windows reach beyond it (the halos, at most ``dilation*(kernel-1)`` in all, plus
+up to ``stride-1`` when it pads its last rows, see ``window_plan``).
 
 Each chunk is computed by the in-memory function with a symmetric padding ``pad`` of its own and the
 outputs it does not own cropped: its first ``crop`` outputs and any past ``crop + size``.  Zeros (or
@@ -68,7 +70,7 @@ def window_plan(chunks, size, out_size, kernel, stride, dilation, pad_before, ax
     """
     span = dilation * (kernel - 1) + 1
     bounds = _chunk_bounds(chunks)
-    outs = [0] + [min(ceil_div(b + pad_before, stride), out_size) for b in bounds[1:-1]] + [out_size]
+    outs = [0] + [min(ceil_div(b, stride), out_size) for b in bounds[1:-1]] + [out_size]
     geometry = f"kernel {kernel}, stride {stride}, dilation {dilation}, padding {pad_before}"
     for j in range(len(chunks)):
         if outs[j + 1] <= outs[j]:
@@ -85,6 +87,9 @@ def window_plan(chunks, size, out_size, kernel, stride, dilation, pad_before, ax
         skip = ceil_div(pad - top, stride) if pad > top else 0
         start = first + pad - skip * stride
         stop = min(last, size - 1) + 1
+        if start < 0 and pool_pad is not None:
+            # first + pad = outs[j]*stride: start at the true top, skipping every output before ours.
+            skip, start = outs[j], 0
         if start < 0:  # conv only: the stride cannot absorb this padding's asymmetry
             blocks.append(BlockPlan(max(first, 0), stop, 0, 0, outs[j + 1] - outs[j], (top, bottom)))
         else:
@@ -94,20 +99,22 @@ def window_plan(chunks, size, out_size, kernel, stride, dilation, pad_before, ax
 
 def transposed_plan(chunks, size, out_size, kernel, stride, dilation, padding, axis):
     """The AxisPlan of a transposed convolution: input row ``i`` scatters to output rows
-    ``i*stride - padding + t*dilation``, so output chunk ``j`` starts at ``b_j*stride - padding``.
+    ``i*stride - padding + t*dilation``; output chunk ``j`` starts at row ``b_j*stride`` (so output chunks
+    are the input's times the stride, regular where those are).
 
     Each chunk is computed with padding 0 and the output_padding that completes its last owned rows
-    (``BlockPlan.pad`` holds that output_padding); it needs ``floor(dilation*(kernel-1)/stride)``
-    input rows of its predecessor and none of its successor.
+    (``BlockPlan.pad`` holds that output_padding), from every input row that reaches them: about
+    ``(dilation*(kernel-1) - padding) / stride`` rows of its predecessor and ``padding / stride`` of its
+    successor.
     """
     reach = dilation * (kernel - 1)
     bounds = _chunk_bounds(chunks)
-    outs = [0] + [min(max(b * stride - padding, 0), out_size) for b in bounds[1:-1]] + [out_size]
+    outs = [0] + [min(b * stride, out_size) for b in bounds[1:-1]] + [out_size]
     geometry = f"kernel {kernel}, stride {stride}, dilation {dilation}, padding {padding}"
     for j in range(len(chunks)):
         if outs[j + 1] <= outs[j]:
             raise empty_chunk_error(axis, j, bounds[j], bounds[j + 1],
-                                    f"{ceil_div(padding + 1, stride)} pixel(s) after the padding", geometry)
+                                    "1 pixel", geometry)
     blocks = []
     for j in range(len(chunks)):
         o0, o1 = outs[j], outs[j + 1]

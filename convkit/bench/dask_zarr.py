@@ -1,0 +1,178 @@
+"""Dask: convkit.dask.conv2d from a Zarr array on disk to a Zarr array on disk, on a 2-process LocalCluster.
+
+The layer: 3x3 convolution, 16 -> 16 channels, padding 1, float32, NHWC, ``algo="auto"`` (direct here).
+
+* Table row (interleaved rounds): a 1x2048x2048x16 crop, "in memory" (``convkit.conv2d`` in this process,
+  ``--threads`` threads, input already in memory, output not written anywhere) against "dask" (the same
+  crop read from Zarr in chunks of 256 rows, computed on the cluster's 2 worker processes of 1 thread each,
+  convkit on 1 thread in each, and written back to Zarr).  Same pixels, so "x best" is Dask's cost per
+  pixel: I/O, halos, scheduling.
+* Out of core, measured once before the rounds and printed above the table, with Dask's progress bar: the
+  issue's 1x8192x8192x16 image (4 GiB; 1x4096x4096x16 with ``--quick``) from Zarr to Zarr on a fresh
+  cluster, its nanoseconds per pixel over those of the in-memory crop (timed just before and after, median)
+  and every worker's peak resident memory (``ru_maxrss`` of the worker process, read at the end).
+
+The input Zarr is written once (random normal data, no compression: it would not compress) under
+``$CONVKIT_BENCH_DASK_DIR`` (default: the temporary directory) and reused by later runs; outputs are
+deleted after each run.  Needs the ``dask`` extra and zarr (``pip install 'convkit[dask]' zarr``).
+"""
+import atexit
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import convkit
+
+from .core import Candidate, Case
+
+SECTIONS = {"dask": "convkit.dask.conv2d Zarr -> Zarr on a 2-process LocalCluster: per pixel against the "
+                    "in-memory call, and 1x8192x8192x16 out of core (time, peak memory per worker)"}
+ORDER = 90
+CROP = 2048
+CHANNELS = 16
+ROWS_PER_CHUNK = 256
+WORKERS = 2
+
+
+def cases(config):
+    try:
+        import distributed  # noqa: F401
+        import zarr  # noqa: F401
+        import convkit.dask  # noqa: F401
+    except ImportError as error:
+        print(f"note: section dask skipped ({error}); pip install 'convkit[dask]' zarr", file=sys.stderr)
+        return []
+    flops = 2.0 * CROP * CROP * 9 * CHANNELS * CHANNELS
+    return [Case("dask", f"1x{CROP}x{CROP}x{CHANNELS} 3x3->{CHANNELS}, Zarr->Zarr", make, flops=flops)]
+
+
+def make(config):
+    import distributed
+    import zarr
+    workdir = os.path.join(os.environ.get("CONVKIT_BENCH_DASK_DIR", tempfile.gettempdir()), "convkit-bench-dask")
+    side = 4096 if config.quick else 8192
+    source = _input_zarr(workdir, side, config)
+    weight = (config.rng().standard_normal((3, 3, CHANNELS, CHANNELS)) / 12).astype(np.float32)
+    crop = np.asarray(zarr.open_array(source, mode="r")[:, :CROP, :CROP, :])
+    in_memory = Candidate("in memory", lambda: convkit.conv2d(crop, weight, None, 1, 1))
+    _out_of_core(workdir, source, weight, in_memory.fn, config)
+
+    # A cluster for the interleaved rounds, which run after make() returns: closed at exit.
+    cluster = _cluster()
+    client = distributed.Client(cluster, set_as_default=False)
+    atexit.register(cluster.close)
+    atexit.register(client.close)
+    crop_path = os.path.join(workdir, f"crop-{CROP}.zarr")
+    _write(crop_path, crop)
+
+    def on_dask():
+        _conv_to_zarr(crop_path, os.path.join(workdir, "crop-out.zarr"), weight, client)
+
+    return [in_memory, Candidate("dask", on_dask)]
+
+
+def _cluster():
+    import logging
+
+    import distributed
+
+    import convkit.dask
+    cluster = distributed.LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.ERROR)
+    with distributed.Client(cluster) as client:
+        convkit.dask.share_cores(client)
+    return cluster
+
+
+def _input_zarr(workdir, side, config):
+    """The path of the (1, side, side, 16) float32 input, written once in row bands and reused."""
+    import zarr
+    path = os.path.join(workdir, f"input-{side}.zarr")
+    shape = (1, side, side, CHANNELS)
+    try:
+        z = zarr.open_array(path, mode="r")
+        if z.shape == shape and z.attrs.get("complete"):
+            return path
+    except Exception:  # missing or unreadable: write it again
+        pass
+    os.makedirs(workdir, exist_ok=True)
+    print(f"dask: writing the {side}x{side}x{CHANNELS} float32 input Zarr once ({path})", file=sys.stderr)
+    z = zarr.create_array(path, shape=shape, chunks=(1, ROWS_PER_CHUNK, side, CHANNELS), dtype=np.float32,
+                          compressors=None, overwrite=True)
+    rng = config.rng()
+    for r0 in range(0, side, ROWS_PER_CHUNK):
+        z[:, r0:r0 + ROWS_PER_CHUNK] = rng.standard_normal((1, ROWS_PER_CHUNK, side, CHANNELS), np.float32)
+    z.attrs["complete"] = True
+    return path
+
+
+def _write(path, array):
+    import zarr
+    z = zarr.create_array(path, shape=array.shape, chunks=(1, ROWS_PER_CHUNK) + array.shape[2:],
+                          dtype=array.dtype, compressors=None, overwrite=True)
+    z[...] = array
+
+
+def _conv_to_zarr(source, target, weight, client, progress=False):
+    """convkit.dask.conv2d from the Zarr at ``source`` into a new Zarr at ``target``, on ``client``."""
+    import dask.array as da
+    import distributed
+
+    import convkit.dask
+    x = da.from_zarr(source)
+    y = convkit.dask.conv2d(x, weight, None, 1, 1)
+    store = da.to_zarr(y, target, mode="w", compute=False, compressors=None)
+    future = client.compute(store)
+    if progress:
+        distributed.progress(future)
+    future.result()
+
+
+def _out_of_core(workdir, source, weight, in_memory, config):
+    """The whole image from Zarr to Zarr once, on a fresh cluster; prints time per pixel and peak memory."""
+    import distributed
+    import zarr
+    target = os.path.join(workdir, "output.zarr")
+    n, h, w, c = shape = zarr.open_array(source, mode="r").shape
+    print(f"\ndask out of core: {n}x{h}x{w}x{c} float32 Zarr ({np.prod(shape) * 4 / 2 ** 30:.1f} GiB, chunks "
+          f"1x{ROWS_PER_CHUNK}x{w}x{c}) -> 3x3 conv to {CHANNELS} channels -> Zarr, LocalCluster of "
+          f"{WORKERS} worker processes x 1 thread")
+    before = _seconds(in_memory)
+    cluster = _cluster()
+    with distributed.Client(cluster) as client:
+        threads = client.run(convkit.get_num_threads)
+        start = time.perf_counter()
+        _conv_to_zarr(source, target, weight, client, progress=True)
+        seconds = time.perf_counter() - start
+        peaks = client.run(_peak_rss)
+    cluster.close()
+    shutil.rmtree(target, ignore_errors=True)
+    after = _seconds(in_memory)
+    per_pixel = seconds / (h * w) * 1e9
+    crop_per_pixel = statistics.median([before, after]) / (CROP * CROP) * 1e9
+    ratio = per_pixel / crop_per_pixel
+    gib = 2 ** 30
+    print(f"\n  {seconds:.1f} s, {per_pixel:.0f} ns/pixel; in memory on the {CROP}x{CROP} crop "
+          f"({config.threads} thread(s), before {before:.2f} s and after {after:.2f} s): {crop_per_pixel:.0f} "
+          f"ns/pixel -> {ratio:.2f}x per pixel ({'meets' if ratio <= 1.3 else 'MISSES'} the 1.3x target)")
+    print(f"  convkit threads per worker: {sorted(threads.values())}; peak resident memory per worker: "
+          + ", ".join(f"{p / 2 ** 20:.0f} MiB" for p in sorted(peaks.values()))
+          + f" ({'all under' if max(peaks.values()) < gib else 'NOT all under'} 1 GiB)\n")
+
+
+def _seconds(fn):
+    fn()
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _peak_rss():
+    """This process's peak resident set size in bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
