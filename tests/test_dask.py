@@ -20,7 +20,7 @@ from convkit import nn  # noqa: E402
 def client():
     """Two worker processes of one thread each, every worker's convkit on its share of the cores."""
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+                                       dashboard_address=":0", silence_logs=logging.ERROR)
     with distributed.Client(cluster) as c:
         ckd.share_cores(c)
         yield c
@@ -246,6 +246,8 @@ def test_in_memory_input_is_pointed_to_convkit():
         ckd.relu(x)
     with pytest.raises(TypeError, match="convkit.max_pool2d directly"):
         ckd.max_pool2d(x, 2)
+    with pytest.raises(TypeError, match=r"call model\(x\) directly"):
+        ckd.predict(nn.ReLU(), x)
 
 
 def test_bad_arguments_get_the_in_memory_messages():

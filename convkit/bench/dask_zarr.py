@@ -84,7 +84,7 @@ def _cluster():
 
     import convkit.dask
     cluster = distributed.LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+                                       dashboard_address=":0", silence_logs=logging.ERROR)
     with distributed.Client(cluster) as client:
         convkit.dask.share_cores(client)
     return cluster

@@ -18,17 +18,17 @@ class RechunkWarning(UserWarning):
     """An input was rechunked once because the computation needs whole chunks along some axes."""
 
 
-def require_dask(x, name, function):
-    """``x`` must be a dask array; a NumPy array belongs to the in-memory function."""
+def require_dask(x, name, in_memory):
+    """``x`` must be a dask array; a NumPy array belongs to the in-memory call (``in_memory`` names it)."""
     if not isinstance(x, da.Array):
         raise TypeError(f"expected {name} to be a dask.array.Array, got {type(x).__name__}; for arrays in "
-                        f"memory call convkit.{function} directly")
+                        f"memory call {in_memory} directly")
     return x
 
 
 def check_input(x, function, layout):
     """``x`` is a dask array and ``layout`` a layout name; returns the layout."""
-    require_dask(x, "x", function)
+    require_dask(x, "x", f"convkit.{function}")
     if layout not in SPATIAL_AXES:
         raise ValueError(f"expected layout to be 'NHWC' or 'NCHW', got {layout!r}")
     return layout

@@ -13,7 +13,7 @@ from ._arrays import (AXIS_NAMES, CHANNEL_AXIS, check_input, constant, empty_bat
 
 
 def _elementwise(name, x, num_threads, **params):
-    require_dask(x, "x", name)
+    require_dask(x, "x", f"convkit.{name}")
     fn = functools.partial(getattr(convkit, name), num_threads=num_threads, **params)
     fn(np.empty((0,) * max(x.ndim, 1), x.dtype))   # checks the dtype and parameters, as in memory
     return x.map_blocks(fn, dtype=x.dtype)
@@ -91,7 +91,7 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
     layout = check_input(x, "deform_conv2d", layout)
     for name, value in (("offset", offset), ("mask", mask)):
         if value is not None:
-            require_dask(value, name, "deform_conv2d")
+            require_dask(value, name, "convkit.deform_conv2d")
     empty = convkit.deform_conv2d(empty_batch(x),
                                   empty_batch(offset),
                                   placeholder(weight), placeholder(bias), stride, padding, dilation,
@@ -122,7 +122,7 @@ def predict(model, x):
     needed, refused over the chunk budget); the model is one graph key, sent to each worker once.
     The model runs as it is (evaluation mode unless you called ``train()``).
     """
-    require_dask(x, "x", "nn modules (model(x))")
+    require_dask(x, "x", "model(x)")
     empty = model(empty_batch(x))
     x = whole_along(x, range(1, x.ndim), "x", [f"axis {a}" for a in range(x.ndim)],
                     "the model reads whole images")
