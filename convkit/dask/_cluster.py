@@ -22,7 +22,10 @@ def share_cores(client):
     worker processes it starts: safe, but idle cores when a machine has fewer Dask threads than cores.
     Call it again after workers join (it only changes the workers present).
     """
-    workers = client.scheduler_info(n_workers=-1)["workers"]
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]   # every worker (the default lists 5)
+    except TypeError:  # older distributed, without n_workers: lists every worker
+        workers = client.scheduler_info()["workers"]
     cores = client.run(machine_cores)
     threads_on_host = collections.Counter()
     for info in workers.values():
@@ -34,4 +37,5 @@ def share_cores(client):
 
 
 def _set_share(shares, dask_worker):
-    convkit.set_num_threads(shares[dask_worker.address])
+    if dask_worker.address in shares:   # a worker that joined since the scheduler was asked keeps its own
+        convkit.set_num_threads(shares[dask_worker.address])
