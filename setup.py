@@ -12,6 +12,9 @@ Environment variables:
     extra flags, space separated (e.g. ``-fsanitize=address``).
 ``CONVKIT_OPENMP=0``
     build serial kernels even where the compiler has OpenMP (what a compiler without it gets).
+``CONVKIT_VECTOR_BITS=512`` (or 256, 128)
+    force the vector width of the register tiles (default: the build's ISA, see src/simd.h); 512 on an
+    AVX2 machine runs the AVX-512 code as pairs of 256-bit operations, to test it anywhere.
 ``CONVKIT_MODULES=conv_direct,im2col``
     development: (re)build only these kernels, e.g. with ``build_ext --inplace``.
 """
@@ -88,6 +91,12 @@ if OPENMP:
 else:
     print("WARNING: building without OpenMP (the compiler has none, or CONVKIT_OPENMP=0): "
           "convkit's kernels will run serially.", file=sys.stderr)
+
+VECTOR_BITS = os.environ.get("CONVKIT_VECTOR_BITS", "").strip()
+if VECTOR_BITS not in ("", "128", "256", "512"):
+    sys.exit(f"CONVKIT_VECTOR_BITS must be 128, 256 or 512, got {VECTOR_BITS!r}")
+if VECTOR_BITS:
+    compile_args.append(f"-DCK_VECTOR_BITS={VECTOR_BITS}")
 
 compile_args += os.environ.get("CONVKIT_EXTRA_COMPILE_ARGS", "").split()
 link_args += os.environ.get("CONVKIT_EXTRA_LINK_ARGS", "").split()

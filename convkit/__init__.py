@@ -15,6 +15,7 @@ from .counts import (conv_macs, conv_params, conv_transpose_macs, conv_transpose
 from .deform import bilinear_sample, deform_conv2d
 from .im2col import col2im, im2col
 from .linear import linear
+from .matmul import matmul
 from .normalization import batch_norm, fold_batch_norm
 from .pooling import avg_pool2d, global_avg_pool2d, max_pool2d
 from .softmax import cross_entropy, log_softmax, softmax
@@ -31,5 +32,5 @@ __all__ = [
     "cross_entropy", "log_softmax", "softmax",
     "grad", "models", "nn", "optim", "summary",
     "autotune_cache", "set_autotune",
-    "col2im", "conv2d", "get_num_threads", "im2col", "set_num_threads", "show_config",
+    "col2im", "conv2d", "get_num_threads", "im2col", "matmul", "set_num_threads", "show_config",
 ]

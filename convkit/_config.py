@@ -5,6 +5,7 @@ import sys
 import numpy as np
 
 from . import _build_config as build
+from ._kernels import gemm as _gemm
 from ._kernels import threads as _omp
 from ._threads import get_num_threads
 
@@ -31,6 +32,8 @@ def config():
         "compile_args": " ".join(build.compile_args),
         "openmp": _omp.openmp_enabled(),
         "native": build.native,
+        "vector_bits": _gemm.vector_bits(),
+        "tile": "x".join(map(str, _gemm.tile_shape(np.float32))) + " float32",
         "debug": build.debug,
         "blas": blas_info(),
         "num_threads": get_num_threads(),
@@ -38,6 +41,7 @@ def config():
 
 
 def show_config():
-    """Print the version, compiler and flags, OpenMP, native flags, BLAS and thread count."""
+    """Print the version, compiler and flags, OpenMP, native flags, vector width and register tile, BLAS
+    and thread count."""
     for key, value in config().items():
         print(f"{key:>13}: {value}")

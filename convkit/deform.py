@@ -19,7 +19,7 @@ ALGORITHMS = ("auto", "direct", "im2col")
 DIRECT_TILE_BYTES = 192 << 10
 #: ``algo="auto"`` picks im2col when one group's weights are larger than this (see choose_algorithm).
 AUTO_IM2COL_WEIGHT_BYTES = 8 << 20
-_PIXELS = 6  # pixels of the direct kernel's register tile (CK_TILE_PIXELS, src/microkernel.h)
+_PIXELS = _deform_direct.tile_pixels()  # pixels of the direct kernel's register tile (src/simd.h)
 
 
 def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None, *,

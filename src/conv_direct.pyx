@@ -3,7 +3,7 @@
 Weights are packed once per call (``pack_weights``, one pass) into blocks of ``block_width(dtype)``
 output channels, zero-padded, laid out (group, block, kh, kw, ci, block): a block's rows are then
 contiguous, where in HWIO they would sit Cout apart (for Cout = 512, 2 KiB: the same few cache sets,
-measured 2-3x slower).  The innermost loop streams one block row and updates a tile of 6 output pixels x one block of accumulators held in vector registers
+measured 2-3x slower).  The innermost loop streams one block row and updates a tile of CK_TILE_PIXELS output pixels x one block of accumulators held in vector registers
 (the tile itself is ``microkernel.h``).  Input pixels outside the image read from a row of zeros, so the
 inner loop has no branches.
 
@@ -17,32 +17,18 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 from activation cimport activate_span
+from microkernel cimport micro_tile
+from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
 
 import numpy as np
 
 cdef enum:
-    BLOCK_F32 = 16    # output channels per register tile, float32
-    BLOCK_F64 = 8     # output channels per register tile, float64
     CHUNK_TILES = 16  # at most this many tiles (of CK_TILE_PIXELS pixels) per work item
 
 
 def block_width(dtype):
-    """Output channels per packed weight block for ``dtype``."""
-    return BLOCK_F32 if np.dtype(dtype) == np.float32 else BLOCK_F64
-
-
-cdef extern from "microkernel.h" nogil:
-    enum: CK_TILE_PIXELS   # output pixels per register tile
-    void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
-    void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
-
-
-cdef inline void micro_tile(const floating* const* xp, const floating* w, Py_ssize_t cin,
-                            floating* acc) noexcept nogil:
-    if floating is float:
-        ck_tile_f32(xp, w, cin, acc)
-    else:
-        ck_tile_f64(xp, w, cin, acc)
+    """Output channels per packed weight block for ``dtype`` (the register tile's columns)."""
+    return tile_width(np.dtype(dtype) == np.float32)
 
 
 cdef inline void conv_tile(
@@ -58,7 +44,7 @@ cdef inline void conv_tile(
     the row's KW taps are KW*C contiguous input values (NHWC) facing KW*C contiguous packed weight rows,
     so one micro-kernel call covers the whole kernel row: that matters most for thin inputs (an RGB stem).
     """
-    cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
+    cdef Py_ssize_t B = tile_width(floating is float)
     cdef const floating* xp[CK_TILE_PIXELS]
     cdef Py_ssize_t ih0[CK_TILE_PIXELS]
     cdef Py_ssize_t iw0[CK_TILE_PIXELS]
@@ -97,8 +83,8 @@ cdef inline void conv_item(
     int act, floating alpha,
 ) noexcept nogil:
     """Channel block ``b`` of group ``g`` for one run of output pixels of image ``n``."""
-    cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
-    cdef floating acc[CK_TILE_PIXELS * BLOCK_F32]
+    cdef Py_ssize_t B = tile_width(floating is float)
+    cdef floating acc[CK_ACC_LEN]
     cdef Py_ssize_t P = Hout * Wout
     cdef Py_ssize_t co0 = g * cout_g + b * B
     cdef Py_ssize_t nco = min(B, cout_g - b * B)
@@ -129,7 +115,7 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, 
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t KH = w.shape[0], KW = w.shape[1], cin_g = w.shape[2], Cout = w.shape[3]
     cdef Py_ssize_t G = groups, cout_g = Cout // groups
-    cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
+    cdef Py_ssize_t B = tile_width(floating is float)
     cdef Py_ssize_t nblk = (cout_g + B - 1) // B
     cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2]
     cdef Py_ssize_t ntiles = (Hout * Wout + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS

@@ -15,23 +15,15 @@ its input channels, produce its output channels).
 from cython cimport floating
 from cython.parallel cimport prange
 
+from microkernel cimport micro_tile
 from omp cimport omp_get_thread_num
+from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
 
 import numpy as np
 
-cdef extern from "microkernel.h" nogil:
-    enum: CK_TILE_PIXELS   # output pixels per register tile
-    void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
-    void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
-
-cdef enum:
-    BLOCK_F32 = 16   # output channels per register tile, float32 (microkernel.h: two 8-lane vectors)
-    BLOCK_F64 = 8    # output channels per register tile, float64
-
-
 def block_width(dtype):
-    """Output channels per packed weight block for ``dtype``."""
-    return BLOCK_F32 if np.dtype(dtype) == np.float32 else BLOCK_F64
+    """Output channels per packed weight block for ``dtype`` (the register tile's columns)."""
+    return tile_width(np.dtype(dtype) == np.float32)
 
 
 cdef inline void tconv_tile(
@@ -43,7 +35,7 @@ cdef inline void tconv_tile(
 ) noexcept nogil:
     """acc[r*B + j] for output columns phi + (t0 + r)*sw, r < npix, of the row whose reachable taps
     are khs[:nkh], reading input rows ihs[:nkh]; ``x`` points at the image, channel c0 = group start."""
-    cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
+    cdef Py_ssize_t B = tile_width(floating is float)
     cdef const floating* xp[CK_TILE_PIXELS]
     cdef const floating* xrow
     cdef Py_ssize_t i, kw, tw, iw, r, j
@@ -60,10 +52,7 @@ cdef inline void tconv_tile(
             iw = tw // sw + t0
             for r in range(CK_TILE_PIXELS):
                 xp[r] = xrow + (iw + r) * C if r < npix and <size_t>(iw + r) < <size_t>W else zeros
-            if floating is float:
-                ck_tile_f32(xp, wblk + (khs[i] * KW + kw) * cin_g * B, cin_g, acc)
-            else:
-                ck_tile_f64(xp, wblk + (khs[i] * KW + kw) * cin_g * B, cin_g, acc)
+            micro_tile(xp, wblk + (khs[i] * KW + kw) * cin_g * B, cin_g, acc)
 
 
 cdef inline void tconv_row(
@@ -78,8 +67,8 @@ cdef inline void tconv_row(
 
     ``ihs``/``khs`` are scratch for KH values: the reachable taps of the row and their input rows.
     """
-    cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
-    cdef floating acc[CK_TILE_PIXELS * BLOCK_F32]
+    cdef Py_ssize_t B = tile_width(floating is float)
+    cdef floating acc[CK_ACC_LEN]
     cdef Py_ssize_t Cout = G * cout_g
     cdef Py_ssize_t kh, th, nkh = 0
     cdef Py_ssize_t phi, ncols, t, t0, npix, g, b, co0, nco, r, j

@@ -3,9 +3,9 @@
 Each thread owns whole output rows (over image x row).  For one row it samples the deformable columns of
 a chunk of output pixels (every input channel, once) into its own small buffer (``chunk * KH*KW*C``
 values, sized to stay in L2), then multiplies them with the packed weights of conv_direct
-(``pack_weights``: blocks of 16 float32 / 8 float64 output channels, rows (kh, kw, ci) like the columns)
-in conv_direct's register tile (``microkernel.h``: 6 pixels x one block of accumulators in vector
-registers), the column rows standing in for its input pixels.  No column matrix is materialised.
+(``pack_weights``: blocks of the register tile's width of output channels, rows (kh, kw, ci) like the
+columns) in conv_direct's register tile (``microkernel.h``: CK_TILE_PIXELS pixels x one block of
+accumulators in vector registers), the column rows standing in for its input pixels.  No column matrix is materialised.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -14,18 +14,9 @@ from libc.string cimport memset
 import numpy as np
 
 from deform_cols cimport deform_pixel_columns
+from microkernel cimport micro_tile
 from omp cimport omp_get_thread_num
-
-cdef enum:
-    BLOCK_F32 = 16  # output channels per register tile, float32 (conv_direct.block_width)
-    BLOCK_F64 = 8   # output channels per register tile, float64
-
-
-cdef extern from "microkernel.h" nogil:
-    enum: CK_TILE_PIXELS   # output pixels per register tile
-    void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
-    void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
-
+from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
 
 cdef inline void deform_row(
     const floating* img, const floating* off, const floating* msk, const floating* wp,
@@ -41,14 +32,14 @@ cdef inline void deform_row(
     weight group g then reads its ``cin_g`` channels of each tap.  With one group that is the whole
     contiguous column, one register-tile call over ``KH*KW*C``; with several, one call per tap.
     """
-    cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
+    cdef Py_ssize_t B = tile_width(floating is float)
     cdef Py_ssize_t taps = KH * KW
     cdef Py_ssize_t K = taps * C                        # column length
     cdef Py_ssize_t calls = 1 if G == 1 else taps       # register-tile calls per block
     cdef Py_ssize_t span = K if G == 1 else cin_g       # reduction per call
     cdef Py_ssize_t Cout = G * cout_g
     cdef Py_ssize_t MC = OC // 2
-    cdef floating acc[CK_TILE_PIXELS * BLOCK_F32]
+    cdef floating acc[CK_ACC_LEN]
     cdef const floating* rows[CK_TILE_PIXELS]
     cdef const floating* tile[CK_TILE_PIXELS]
     cdef const floating* wblk
@@ -74,10 +65,7 @@ cdef inline void deform_row(
                     for s in range(calls):
                         for r in range(CK_TILE_PIXELS):
                             tile[r] = rows[r] + s * C + g * cin_g
-                        if floating is float:
-                            ck_tile_f32(tile, wblk + s * cin_g * B, span, acc)
-                        else:
-                            ck_tile_f64(tile, wblk + s * cin_g * B, span, acc)
+                        micro_tile(tile, wblk + s * cin_g * B, span, acc)
                     for r in range(min(CK_TILE_PIXELS, npx - t)):
                         dst = out + (ow0 + t + r) * Cout + co0
                         for j in range(nco):
@@ -127,3 +115,8 @@ def deform_conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                        ws + omp_get_thread_num() * ws_stride, yp + r * Wout * Cout,
                        r % Hout, H, W, C, G, cin_g, cout_g, nblk, cpg, KH, KW, sh, sw, pt, pl,
                        dh, dw, Wout, OC, chunk)
+
+
+def tile_pixels():
+    """Output pixels of the register tile (CK_TILE_PIXELS): the sampling chunk is a multiple of it."""
+    return CK_TILE_PIXELS

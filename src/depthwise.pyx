@@ -1,7 +1,7 @@
 """Depthwise NHWC convolution (groups == input channels): output channel c*m + k reads input channel c.
 
-Vectorised across contiguous channels: a tile of ``PIXELS`` output pixels x ``BLOCK`` channels (16
-float32 or 8 float64: two 256-bit registers per pixel) accumulates in registers; for each kernel tap the
+Vectorised across contiguous channels: a tile of ``PIXELS`` output pixels x ``BLOCK`` channels (two vector
+registers per pixel: 16 float32 / 8 float64 with 256-bit vectors, src/simd.h) accumulates in registers; for each kernel tap the
 block's weight vector is loaded once and used for every pixel of the tile (``depthwise_tile.h`` for
 whole blocks with a contiguous output, the general tile below otherwise).  Tiles cover the interior
 columns, whose taps are all inside the image (no bounds checks in the inner loop); the few border
@@ -15,11 +15,11 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from activation cimport ACT_NONE, activate_span
+from simd cimport CK_DW_ACC_LEN, CK_DW_PIXELS, tile_width
 
 import numpy as np
 
 cdef extern from "depthwise_tile.h" nogil:
-    enum: DW_PIXELS    # output pixels per register tile
     void dw_tile_f32(const float* x, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col, Py_ssize_t nkh,
                      Py_ssize_t KW, const float* w, Py_ssize_t C, const float* bias, float* out,
                      Py_ssize_t ostep)
@@ -28,9 +28,7 @@ cdef extern from "depthwise_tile.h" nogil:
                      Py_ssize_t ostep)
 
 cdef enum:
-    PIXELS = DW_PIXELS  # output pixels per register tile (the general tile below has four rows)
-    BLOCK_F32 = 16      # channels per register tile, float32
-    BLOCK_F64 = 8       # channels per register tile, float64
+    PIXELS = CK_DW_PIXELS  # output pixels per register tile (the general tile below has four rows)
 
 
 cdef inline void store(floating* d, const floating* a, Py_ssize_t nc, Py_ssize_t M) noexcept nogil:
@@ -60,10 +58,10 @@ cdef inline void dw_tile(
     equal to the block width for full blocks (a constant once inlined: the loops vectorise with the
     accumulators in registers) and with the remainder for the last block.
     """
-    cdef floating a0[BLOCK_F32]
-    cdef floating a1[BLOCK_F32]
-    cdef floating a2[BLOCK_F32]
-    cdef floating a3[BLOCK_F32]
+    cdef floating a0[CK_DW_ACC_LEN]
+    cdef floating a1[CK_DW_ACC_LEN]
+    cdef floating a2[CK_DW_ACC_LEN]
+    cdef floating a3[CK_DW_ACC_LEN]
     cdef const floating* xp
     cdef const floating* wv
     cdef Py_ssize_t kh, kw, j
@@ -99,7 +97,7 @@ cdef inline void dw_pixel(
     Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
 ) noexcept nogil:
     """One output pixel (any, taps outside the width skipped); arguments as :func:`dw_tile`."""
-    cdef floating a[BLOCK_F32]
+    cdef floating a[CK_DW_ACC_LEN]
     cdef const floating* xp
     cdef const floating* wv
     cdef Py_ssize_t kh, kw, iw, j
@@ -127,7 +125,7 @@ cdef inline void dw_channels(
 
     Whole blocks of a multiplier-1 tile (contiguous output) go to ``depthwise_tile.h``.
     """
-    cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
+    cdef Py_ssize_t B = tile_width(floating is float)
     cdef Py_ssize_t c0 = 0
     cdef const floating* x0 = x + ((ih0 + kh0 * dh) * W + ow * sw - pl) * C   # tile's first tap
     while c0 + B <= C:

@@ -278,6 +278,13 @@ CALLS = [
                                           weight=_normal(np.random.default_rng(s + 1), (24, 32)),
                                           bias=_normal(np.random.default_rng(s + 2), (24,))),
          lambda a: convkit.linear(a["x"], a["weight"], a["bias"], activation="relu")),
+    Call("matmul", "transposed", lambda s: dict(a=_normal(np.random.default_rng(s), (40, 70)),
+                                                b=_normal(np.random.default_rng(s + 1), (50, 70)).T),
+         lambda a: convkit.matmul(a["a"], a["b"])),
+    Call("matmul", "out", lambda s: dict(a=_normal(np.random.default_rng(s), (33, 20), np.float64),
+                                         b=_normal(np.random.default_rng(s + 1), (20, 17), np.float64),
+                                         out=np.zeros((33, 17))),
+         lambda a: convkit.matmul(a["a"], a["b"], out=a["out"]), mutates=("out",)),
     *[Call(name, "ints", lambda s: {}, lambda a, fn=getattr(convkit, name), args=args: fn(*args))
       for name, args in (("conv_params", (64, 128, 3, 2, True)), ("conv_macs", (64, 128, 3, (56, 56), 2)),
                          ("depthwise_conv_params", (32, 3, 2, True)), ("depthwise_conv_macs", (32, 3, 56, 2)),

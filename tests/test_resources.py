@@ -112,6 +112,8 @@ TERABYTES = [
     ("global_avg_pool2d", lambda: convkit.global_avg_pool2d(huge((1, T, T, 2)))),
     ("linear input", lambda: convkit.linear(huge((T, T)), np.zeros((2, T), np.float32))),
     ("linear output", lambda: convkit.linear(np.zeros((T, 1), np.float32), huge((T, 1)))),
+    ("matmul output", lambda: convkit.matmul(huge((T, 1)), huge((1, T)))),
+    ("matmul reduction", lambda: convkit.matmul(huge((T, T)), huge((T, T)))),
     ("nn model", lambda: convkit.nn.Sequential(convkit.nn.Conv2d(3, 4, 3))(huge((1, T, T, 3)))),
     ("softmax", lambda: convkit.softmax(huge((T, T)))),
     ("grad conv2d_input", lambda: convkit.grad.conv2d_input((1, T, T, 2), W3, huge((1, T - 2, T - 2, 2)))),
@@ -207,6 +209,7 @@ WITH_THREADS = {
     **{name: (lambda nt, name=name: getattr(convkit, name)(np.ones((3, 4), F32), num_threads=nt))
        for name in ("softmax", "log_softmax")},
     "cross_entropy": lambda nt: convkit.cross_entropy(np.ones((3, 4), F32), np.arange(3), num_threads=nt),
+    "matmul": lambda nt: convkit.matmul(np.ones((9, 5), F32), np.ones((5, 7), F32), num_threads=nt),
 }
 
 

@@ -1,0 +1,254 @@
+# convkit's GEMM, BLIS-structured around microkernel.h's register tile: inline, so that every kernel module
+# compiles it into its own code (cross-module cimports of cdef functions do not work with convkit's
+# top-level kernel names).  gemm.pyx holds the Python-facing wrappers and the design notes.
+#
+#
+#     C[i, j] = act( (C[i, j] if accumulate else 0) + sum_k A[i, k] B[k, j] + bias[j] + residual[i, j] )
+#
+# for i < M, j < N.  A is read through a packer (any source: a strided matrix, or im2col's patches), B with
+# any row/column strides (elements; negative allowed), C with rows ldc apart and unit column stride.
+# bias (N values) and residual (rows ldr apart) may be NULL; act/alpha are activation.pxd's code and
+# parameter.  The epilogue runs on each register tile before it is stored.  Returns 0, or -1 when the
+# packing workspace cannot be allocated (nothing has been written then).
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport uintptr_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+from activation cimport ACT_NONE, activate_span
+from microkernel cimport gemm_tile
+from simd cimport CK_ACC_LEN, CK_MR, CK_NR_F32, CK_NR_F64
+
+cdef enum:
+    B_PANEL_BYTES = 16 << 10      # KC x NR micro-panel of B: half of L1d
+    A_BLOCK_BYTES = 144 << 10     # MC x KC block of A: in L2
+    B_BLOCK_BYTES = 4080 << 10    # KC x NC panel of B: in L3
+    ALIGN = 64                    # packed buffers start on a cache line
+    PARALLEL_MIN_MACS = 1 << 16   # multiply-adds per thread below which fewer threads are used
+
+
+# Writes rows i0:i0+mc, reduction columns p0:p0+kc of A into ``dst`` as ceil(mc/CK_MR) panels, each kc
+# columns of CK_MR values (panel q at dst + q*CK_MR*kc, value (r, k) at k*CK_MR + r), rows past mc any
+# finite-or-not values (never stored: the tile computes them, only the first mc rows are written).
+ctypedef void (*PackA)(const void* ctx, Py_ssize_t i0, Py_ssize_t mc, Py_ssize_t p0, Py_ssize_t kc,
+                       void* dst) noexcept nogil
+
+# The packer of a strided matrix, as gemm() uses it: ctx is a StridedMatrix of the GEMM's dtype.
+cdef struct StridedMatrix:
+    const void* data
+    Py_ssize_t row_stride      # elements
+    Py_ssize_t col_stride      # elements
+
+cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t m) noexcept nogil:
+    return (n + m - 1) // m * m
+
+
+cdef inline (Py_ssize_t, Py_ssize_t, Py_ssize_t) block_sizes(floating zero) noexcept nogil:
+    cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
+    cdef Py_ssize_t kc = max(B_PANEL_BYTES // (NR * sizeof(floating)), 1)
+    cdef Py_ssize_t mc = max(A_BLOCK_BYTES // (kc * sizeof(floating)) // CK_MR, 1) * CK_MR
+    cdef Py_ssize_t nc = max(B_BLOCK_BYTES // (kc * sizeof(floating)) // NR, 1) * NR
+    return round_up(mc, CK_MR), kc, round_up(nc, NR)
+
+
+cdef inline void pack_a_rows(const floating* A, Py_ssize_t rsa, Py_ssize_t csa, Py_ssize_t i0,
+                             Py_ssize_t mc, Py_ssize_t p0, Py_ssize_t kc, floating* dst) noexcept nogil:
+    """A[i0:i0+mc, p0:p0+kc] (strides in elements) into CK_MR-row panels (see PackA above).
+
+    The rows of a partial panel past mc repeat its last row instead of zeros: the tile computes them
+    but they are never stored, and the loop keeps its constant CK_MR rows (unrolled, one contiguous
+    store of CK_MR values per reduction step, reading CK_MR sequential streams).
+    """
+    cdef const floating* rows[CK_MR]
+    cdef Py_ssize_t q, r, k
+    cdef floating* d
+    for q in range((mc + CK_MR - 1) // CK_MR):
+        d = dst + q * CK_MR * kc
+        for r in range(CK_MR):
+            rows[r] = A + (i0 + min(q * CK_MR + r, mc - 1)) * rsa + p0 * csa
+        if csa == 1:
+            for k in range(kc):
+                for r in range(CK_MR):
+                    d[k * CK_MR + r] = rows[r][k]
+        else:
+            for k in range(kc):
+                for r in range(CK_MR):
+                    d[k * CK_MR + r] = rows[r][k * csa]
+
+
+cdef inline void pack_a_strided_f32(const void* ctx, Py_ssize_t i0, Py_ssize_t mc, Py_ssize_t p0,
+                             Py_ssize_t kc, void* dst) noexcept nogil:
+    cdef const StridedMatrix* a = <const StridedMatrix*>ctx
+    pack_a_rows(<const float*>a.data, a.row_stride, a.col_stride, i0, mc, p0, kc, <float*>dst)
+
+
+cdef inline void pack_a_strided_f64(const void* ctx, Py_ssize_t i0, Py_ssize_t mc, Py_ssize_t p0,
+                             Py_ssize_t kc, void* dst) noexcept nogil:
+    cdef const StridedMatrix* a = <const StridedMatrix*>ctx
+    pack_a_rows(<const double*>a.data, a.row_stride, a.col_stride, i0, mc, p0, kc, <double*>dst)
+
+
+cdef inline void pack_b_panel(const floating* B, Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t kc,
+                              Py_ssize_t nr, floating* dst) noexcept nogil:
+    """B[0:kc, 0:nr] (strides in elements) into kc rows of NR values, columns past nr zero."""
+    cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
+    cdef Py_ssize_t k, j
+    if nr < NR:
+        memset(dst, 0, kc * NR * sizeof(floating))
+    if csb == 1:
+        for k in range(kc):
+            memcpy(dst + k * NR, B + k * rsb, nr * sizeof(floating))
+    else:
+        for j in range(nr):
+            for k in range(kc):
+                dst[k * NR + j] = B[j * csb + k * rsb]
+
+
+cdef inline void store_tile(floating* acc, floating* c, Py_ssize_t ldc, Py_ssize_t mr, Py_ssize_t nr,
+                            bint add_c, bint final, const floating* bias, const floating* res,
+                            Py_ssize_t ldr, int act, floating alpha) noexcept nogil:
+    """Store the valid mr x nr part of a tile: (+ C), and on the last reduction block + bias, + residual,
+    then the activation (the epilogue, while the tile is in L1)."""
+    cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
+    cdef Py_ssize_t r, j
+    cdef floating* row
+    cdef floating* crow
+    cdef const floating* rrow
+    for r in range(mr):
+        row = acc + r * NR
+        crow = c + r * ldc
+        if add_c:
+            for j in range(nr):
+                row[j] += crow[j]
+        if final:
+            if bias != NULL:
+                for j in range(nr):
+                    row[j] += bias[j]
+            if res != NULL:
+                rrow = res + r * ldr
+                for j in range(nr):
+                    row[j] += rrow[j]
+        activate_span(row, <const floating*>NULL, crow, nr, act if final else ACT_NONE, alpha)
+
+
+cdef inline void macro_kernel(const floating* Ap, const floating* Bp, Py_ssize_t m, Py_ssize_t kc,
+                              Py_ssize_t p_begin, Py_ssize_t p_end, Py_ssize_t nc,
+                              floating* C, Py_ssize_t ldc, bint add_c, bint final,
+                              const floating* bias, const floating* res, Py_ssize_t ldr,
+                              int act, floating alpha) noexcept nogil:
+    """C[0:m, panels p_begin:p_end] from a packed A block (m x kc) and packed B panels (kc x NR each)."""
+    cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
+    cdef floating acc[CK_ACC_LEN]
+    cdef Py_ssize_t p, q, ir, j0
+    for p in range(p_begin, p_end):
+        j0 = p * NR
+        for q in range((m + CK_MR - 1) // CK_MR):
+            ir = q * CK_MR
+            gemm_tile(kc, Ap + ir * kc, Bp + p * NR * kc, acc, C + ir * ldc + j0, ldc)
+            store_tile(acc, C + ir * ldc + j0, ldc, min(CK_MR, m - ir), min(NR, nc - j0), add_c, final,
+                       bias + j0 if bias != NULL else NULL,
+                       res + ir * ldr + j0 if res != NULL else NULL, ldr, act, alpha)
+
+
+cdef inline void* aligned(void* raw) noexcept nogil:
+    """The first ALIGN-byte boundary in a buffer allocated ALIGN bytes larger than needed."""
+    return <void*>((<uintptr_t>raw + ALIGN - 1) // ALIGN * ALIGN)
+
+
+cdef inline void gemm_serial(PackA pack_a, const void* a_ctx, Py_ssize_t i_begin, Py_ssize_t i_end,
+                             Py_ssize_t j_begin, Py_ssize_t j_end, Py_ssize_t K,
+                             const floating* B, Py_ssize_t rsb, Py_ssize_t csb,
+                             floating* C, Py_ssize_t ldc, bint accumulate,
+                             const floating* bias, const floating* residual, Py_ssize_t ldr,
+                             int act, floating alpha, floating* Ap, floating* Bp) noexcept nogil:
+    """Rows i_begin:i_end, columns j_begin:j_end of the product on one thread (C, B, bias, residual
+    point at the whole problem); Ap and Bp hold an A block and a B panel."""
+    cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
+    cdef Py_ssize_t MC, KC, NC, jc, nc, npan, pc, kc, p, ic, m
+    MC, KC, NC = block_sizes(<floating>0)
+    jc = j_begin
+    while jc < j_end:
+        nc = min(NC, j_end - jc)
+        npan = (nc + NR - 1) // NR
+        pc = 0
+        while True:      # at least once: K = 0 still stores the epilogue of an empty sum
+            kc = min(KC, K - pc)
+            for p in range(npan):
+                pack_b_panel(B + pc * rsb + (jc + p * NR) * csb, rsb, csb, kc, min(NR, nc - p * NR),
+                             Bp + p * NR * kc)
+            ic = i_begin
+            while ic < i_end:
+                m = min(MC, i_end - ic)
+                pack_a(a_ctx, ic, m, pc, kc, Ap)
+                macro_kernel(Ap, Bp, m, kc, 0, npan, nc, C + ic * ldc + jc, ldc,
+                             accumulate or pc > 0, pc + kc >= K,
+                             bias + jc if bias != NULL else NULL,
+                             residual + ic * ldr + jc if residual != NULL else NULL, ldr, act, alpha)
+                ic += MC
+            pc += kc
+            if pc >= K:
+                break
+        jc += NC
+
+
+cdef inline int gemm_packed_by(PackA pack_a, const void* a_ctx, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                               const floating* B, Py_ssize_t rsb, Py_ssize_t csb,
+                               floating* C, Py_ssize_t ldc, bint accumulate,
+                               const floating* bias, const floating* residual, Py_ssize_t ldr,
+                               int act, floating alpha, int num_threads) noexcept nogil:
+    cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
+    cdef Py_ssize_t MC, KC, NC, parts, t, rows, cols, a_size, b_size
+    if M <= 0 or N <= 0:
+        return 0
+    MC, KC, NC = block_sizes(<floating>0)
+    # Each thread computes a block of rows (or, when M has fewer than a tile's rows per thread, a block
+    # of columns) from its own packed A and B: one parallel region, no barrier inside.  B is packed by
+    # every thread, an overhead of (threads / rows) relative to the product; where BLIS shares one B
+    # panel it synchronises twice per (jc, pc) block, and on a busy machine each synchronisation can
+    # wait for a descheduled thread (measured: 2 threads 5-15x slower than 1 with a shared panel).
+    parts = max(min(num_threads, M * N * max(K, 1) // PARALLEL_MIN_MACS), 1)
+    cdef bint split_rows = M >= parts * CK_MR or N < parts * NR
+    parts = min(parts, (M + CK_MR - 1) // CK_MR if split_rows else (N + NR - 1) // NR)
+    rows = M if not split_rows else min(MC, round_up((M + parts - 1) // parts, CK_MR))
+    cdef Py_ssize_t panels = (N + NR - 1) // NR     # a column split gives each thread whole panels
+    cols = N if split_rows else (panels + parts - 1) // parts * NR
+    cdef Py_ssize_t kc_max = min(KC, max(K, 1))
+    a_size = round_up(min(MC, round_up(rows, CK_MR)) * kc_max, ALIGN)
+    b_size = round_up(min(NC, round_up(cols, NR)) * kc_max, ALIGN)
+    cdef void* raw = malloc(parts * (a_size + b_size) * sizeof(floating) + ALIGN)
+    if raw == NULL:
+        return -1
+    cdef floating* work = <floating*>aligned(raw)
+    for t in prange(parts, num_threads=parts, schedule="static"):
+        if split_rows:
+            gemm_serial(pack_a, a_ctx, t * M // parts, (t + 1) * M // parts, 0, N, K, B, rsb, csb,
+                        C, ldc, accumulate, bias, residual, ldr, act, alpha,
+                        work + t * (a_size + b_size), work + t * (a_size + b_size) + a_size)
+        else:
+            gemm_serial(pack_a, a_ctx, 0, M, t * panels // parts * NR,
+                        min((t + 1) * panels // parts * NR, N), K, B, rsb, csb,
+                        C, ldc, accumulate, bias, residual, ldr, act, alpha,
+                        work + t * (a_size + b_size), work + t * (a_size + b_size) + a_size)
+    free(raw)
+    return 0
+
+
+cdef inline int gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+              const floating* A, Py_ssize_t rsa, Py_ssize_t csa,
+              const floating* B, Py_ssize_t rsb, Py_ssize_t csb,
+              floating* C, Py_ssize_t ldc, bint accumulate,
+              const floating* bias, const floating* residual, Py_ssize_t ldr,
+              int act, floating alpha, int num_threads) noexcept nogil:
+    cdef StridedMatrix a
+    a.data = A
+    a.row_stride = rsa
+    a.col_stride = csa
+    if floating is float:
+        return gemm_packed_by(pack_a_strided_f32, &a, M, N, K, B, rsb, csb, C, ldc, accumulate,
+                              bias, residual, ldr, act, alpha, num_threads)
+    else:
+        return gemm_packed_by(pack_a_strided_f64, &a, M, N, K, B, rsb, csb, C, ldc, accumulate,
+                              bias, residual, ldr, act, alpha, num_threads)
+
+
