@@ -1,9 +1,8 @@
 """conv2d: direct and im2col + GEMM, over NHWC or NCHW, with groups, dilation and asymmetric padding."""
 import numpy as np
 
-from ._blas import single_threaded_blas
 from ._kernels import conv_direct as _direct
-from ._kernels import elementwise as _epilogue
+from ._kernels import gemm as _gemm
 from ._kernels import im2col as _im2col
 from . import autotune as _autotune
 from . import winograd as _winograd
@@ -86,8 +85,9 @@ def choose_algorithm(kernel_size, stride, pads, groups, out_size):
       pixels and wide channels it streams weights, while the GEMM blocks them (measured 1.3x faster at
       14x14x256 and 2.2x at 7x7x512, 3x3, batch 1, 2 threads).
     * Everything else, 1x1, grouped and depthwise included: ``"direct"``, on par with PyTorch's oneDNN
-      and 2-3x faster than im2col at 2 threads, whose GEMM runs on one thread (see convkit._blas), with
-      no workspace.
+      and, when measured, 2-3x faster than im2col at 2 threads (then on NumPy's BLAS on one thread),
+      with no workspace.  Not yet re-measured with convkit's own GEMM (the 2-core machine was too
+      loaded by other jobs to time thread scaling when the GEMM landed).
     """
     if groups == 1 and out_size[0] * out_size[1] <= 256:
         return "im2col"
@@ -102,8 +102,7 @@ def run_conv(x, w, bias, act, stride, pads, dilation, groups, algo, y, nt):
     elif algo == "winograd":
         _winograd.conv2d_winograd(x, _winograd.WinogradWeight(w), bias, act, pads, y, nt)
     else:
-        with single_threaded_blas():  # see convkit._blas
-            _conv_im2col(x, w, bias, act, stride, pads, dilation, groups, y, nt)
+        _conv_im2col(x, w, bias, act, stride, pads, dilation, groups, y, nt)
 
 
 def _conv_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt):
@@ -120,13 +119,14 @@ def im2col_tile_rows(out_rows, out_width, reduction, itemsize):
     return max(1, min(out_rows, IM2COL_WORKSPACE_BYTES // per_row))
 
 
-def im2col_workspace_bytes(x_shape, weight_hwio_shape, stride, pads, dilation, groups, out_hw, itemsize):
-    """Bytes of column workspace ``algo="im2col"`` allocates for this convolution (0 for 1x1 as GEMM)."""
-    kh, kw, cin_g, _ = weight_hwio_shape
-    if _is_pointwise((kh, kw), stride, pads):
-        return 0
-    rows = im2col_tile_rows(x_shape[0] * out_hw[0], out_hw[1], kh * kw * cin_g, itemsize)
-    return rows * out_hw[1] * kh * kw * cin_g * itemsize
+def im2col_workspace_bytes(x_shape, weight_hwio_shape, stride, pads, dilation, groups, out_hw, itemsize,
+                           num_threads=1):
+    """Bytes of workspace ``algo="im2col"`` allocates for this convolution: the GEMM's packed panels
+    (per thread, bounded by its block sizes; im2col writes straight into them)."""
+    kh, kw, cin_g, cout = weight_hwio_shape
+    dtype = np.float32 if itemsize == 4 else np.float64
+    return _gemm.workspace_bytes(x_shape[0] * out_hw[0] * out_hw[1], cout // groups, kh * kw * cin_g,
+                                 dtype, num_threads)
 
 
 def _is_pointwise(kernel_size, stride, pads):
@@ -134,30 +134,21 @@ def _is_pointwise(kernel_size, stride, pads):
 
 
 def _conv_im2col(x, w, bias, act, stride, pads, dilation, groups, y, nt):
+    """One GEMM per group on convkit's GEMM, bias and activation applied to each tile before its store.
+
+    A 1x1 stride-1 convolution in NHWC is already a GEMM: its A panels are packed from the input
+    itself.  Otherwise im2col writes the patches straight into the GEMM's A panels
+    (im2col.conv2d_im2col_nhwc): no column matrix.
+    """
     n, h, wid, c = x.shape
     kh, kw, cin_g, cout = w.shape
     cout_g = cout // groups
-    _, hout, wout, _ = y.shape
-    w2d = w.reshape(kh * kw * cin_g, cout)  # rows (kh, kw, ci): the column order of im2col_nhwc
-    y2d = y.reshape(n * hout * wout, cout)
     if _is_pointwise((kh, kw), stride, pads):
-        # A 1x1 convolution in NHWC is already a GEMM: the input is the column matrix.
-        x2d = x.reshape(n * h * wid, c)
+        x2d, w2d, y2d = x.reshape(n * h * wid, c), w.reshape(cin_g, cout), y.reshape(-1, cout)
         for g in range(groups):
-            np.matmul(x2d[:, g * cin_g:(g + 1) * cin_g], w2d[:, g * cout_g:(g + 1) * cout_g],
-                      out=y2d[:, g * cout_g:(g + 1) * cout_g])
-        _epilogue.bias_activation_inplace(y2d, bias, *act, nt)
+            cols = slice(g * cout_g, (g + 1) * cout_g)
+            _gemm.gemm_into(x2d[:, g * cin_g:(g + 1) * cin_g], w2d[:, cols], y2d[:, cols], False,
+                            None if bias is None else bias[cols], None, *act, nt)
         return
-    reduction = kh * kw * cin_g
-    tile_rows = im2col_tile_rows(n * hout, wout, reduction, x.itemsize)
-    cols = np.empty((tile_rows * wout, reduction), dtype=x.dtype)
-    for r0 in range(0, n * hout, tile_rows):
-        r1 = min(r0 + tile_rows, n * hout)
-        m = (r1 - r0) * wout
-        y_tile = y2d[r0 * wout:r1 * wout]
-        for g in range(groups):
-            _im2col.im2col_nhwc(x, cols, r0, r1, g * cin_g, cin_g, kh, kw, stride[0], stride[1],
-                                pads[0], pads[2], dilation[0], dilation[1], hout, wout, nt)
-            np.matmul(cols[:m], w2d[:, g * cout_g:(g + 1) * cout_g],
-                      out=y_tile[:, g * cout_g:(g + 1) * cout_g])
-        _epilogue.bias_activation_inplace(y_tile, bias, *act, nt)   # while the tile is in cache
+    _im2col.conv2d_im2col_nhwc(x, w, bias, y, groups, stride[0], stride[1], pads[0], pads[2],
+                               dilation[0], dilation[1], *act, nt)

@@ -4,15 +4,17 @@ Input pixel (ih, iw) of channel ci scatters ``x * w[kh, kw, co, ci]`` to output 
 (ih*stride - padding + kh*dilation, ...): the adjoint of conv2d with the same weights.  Two algorithms:
 
 - ``"col2im"``: one GEMM per group, ``cols = x @ W^T`` (N*H*W rows of KH*KW*Cout/groups), then
-  ``col2im`` folds the columns into the output (the classic; BLAS does the arithmetic; col2im is a
+  ``col2im`` folds the columns into the output (the classic; convkit's GEMM does the arithmetic; col2im is a
   gather, each output row summing the columns that reach it).
 - ``"direct"``: ``src/conv_transpose.pyx``, the gather written as a convolution over the reachable taps,
   register-blocked over output pixels and channels, no workspace.
 """
+import itertools
+
 import numpy as np
 
-from ._blas import single_threaded_blas
 from ._kernels import conv_transpose as _direct
+from ._kernels import gemm as _gemm
 from ._kernels import im2col as _im2col
 from ._conv_args import conv_prologue
 from ._layout import from_nhwc
@@ -67,8 +69,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
                                       stride[0], stride[1], padding[0], padding[1],
                                       dilation[0], dilation[1], nt)
     else:
-        with single_threaded_blas():  # see convkit._blas
-            _conv_transpose_col2im(xh, w, bias, stride, padding, dilation, groups, y, nt)
+        _conv_transpose_col2im(xh, w, bias, stride, padding, dilation, groups, y, nt)
     return from_nhwc(y, layout)
 
 
@@ -138,12 +139,11 @@ def _conv_transpose_col2im(x, w, bias, stride, padding, dilation, groups, y, nt)
         m = (n1 - n0) * h * wid
         x2d = x[n0:n1].reshape(m, cin)
         if groups == 1:
-            np.matmul(x2d, wt[0], out=cols[:m])
-        else:
-            cols3 = cols[:m].reshape(m, kh * kw, cout)
-            for g in range(groups):
-                cols3[:, :, g * cout_g:(g + 1) * cout_g] = (
-                    x2d[:, g * cin_g:(g + 1) * cin_g] @ wt[g]).reshape(m, kh * kw, cout_g)
+            _gemm.gemm_into(x2d, wt[0], cols[:m], num_threads=nt)
+        else:   # group g's columns of tap t: cols[:, t*cout + g*cout_g : ... + cout_g]
+            for g, t in itertools.product(range(groups), range(kh * kw)):
+                _gemm.gemm_into(x2d[:, g * cin_g:(g + 1) * cin_g], wt[g][:, t * cout_g:(t + 1) * cout_g],
+                                cols[:m, t * cout + g * cout_g:t * cout + (g + 1) * cout_g], num_threads=nt)
         _im2col.col2im_nhwc(cols[:m], y[n0:n1], kh, kw, stride[0], stride[1], padding[0],
                             padding[1], dilation[0], dilation[1], h, wid, nt)
     if bias is not None:

@@ -1,10 +1,10 @@
 """Deformable convolution (DCNv1 and modulated DCNv2) and bilinear sampling, torchvision's semantics."""
 import numpy as np
 
-from ._blas import single_threaded_blas
 from ._kernels import conv_direct as _direct
 from ._kernels import deform as _deform
 from ._kernels import deform_direct as _deform_direct
+from ._kernels import gemm as _gemm
 from ._conv_args import conv_prologue
 from ._layout import from_nhwc, layout_shape, to_nhwc
 from ._threads import resolve_num_threads
@@ -67,8 +67,7 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
     if algo == "direct":
         _deform_conv_direct(xh, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt)
     else:
-        with single_threaded_blas():  # see convkit._blas
-            _deform_conv_im2col(xh, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt)
+        _deform_conv_im2col(xh, off, m, w, bias, stride, pads, dilation, groups, cpg, y, nt)
     return from_nhwc(y, layout)
 
 
@@ -194,7 +193,6 @@ def _deform_conv_im2col(x, off, m, w, bias, stride, pads, dilation, groups, cpg,
         for g in range(groups):
             _deform.deform_im2col_nhwc(x, off, m, cols, r0, r1, g * cin_g, cin_g, cpg, kh, kw,
                                        stride[0], stride[1], pads[0], pads[2], dilation[0], dilation[1], nt)
-            np.matmul(cols[:(r1 - r0) * wout], w2d[:, g * cout_g:(g + 1) * cout_g],
-                      out=y_tile[:, g * cout_g:(g + 1) * cout_g])
-        if bias is not None:
-            y_tile += bias
+            cols_g = slice(g * cout_g, (g + 1) * cout_g)
+            _gemm.gemm_into(cols[:(r1 - r0) * wout], w2d[:, cols_g], y_tile[:, cols_g], False,
+                            None if bias is None else bias[cols_g], num_threads=nt)

@@ -1,10 +1,9 @@
-"""Fully connected layer: GEMM from BLAS (NumPy's matmul), then bias and activation in one pass."""
+"""Fully connected layer on convkit's GEMM, bias and activation applied to each tile before its store."""
 import math
 
 import numpy as np
 
-from ._blas import single_threaded_blas
-from ._kernels import elementwise as _ew
+from ._kernels import gemm as _gemm
 from ._threads import resolve_num_threads
 from ._validation import as_bias, as_float_array, check_ndim
 from .activations import resolve_activation
@@ -19,9 +18,9 @@ def linear(x, weight, bias=None, *, activation=None, num_threads=None):
     weight : ndarray (out_features, in_features), x's dtype (``torch.nn.Linear.weight``)
     bias : ndarray (out_features,), optional
     activation : None, a name or a (name, parameter) pair, as ``resolve_activation`` takes
-        Applied with the bias in a single pass over the GEMM's output.
+        Applied with the bias to each tile of the GEMM before it is stored.
     num_threads : int, optional
-        Threads of the bias/activation pass; the GEMM uses the BLAS's own thread setting.
+        OpenMP threads; ``None`` uses :func:`convkit.get_num_threads`.
 
     Returns a C-contiguous ``(..., out_features)`` array.
     """
@@ -30,9 +29,9 @@ def linear(x, weight, bias=None, *, activation=None, num_threads=None):
     bias = as_bias(bias, out_features, x.dtype)
     code, alpha = resolve_activation(activation)
     nt = resolve_num_threads(num_threads)
-    with single_threaded_blas():  # see convkit._blas
-        y = np.matmul(x.reshape(math.prod(x.shape[:-1]), in_features), weight.T)  # (-1 fails on size 0)
-    _ew.bias_activation_inplace(y, bias, code, alpha, nt)
+    rows = math.prod(x.shape[:-1])    # (reshape(-1, ...) fails on size 0)
+    y = np.empty((rows, out_features), x.dtype)
+    _gemm.gemm_into(x.reshape(rows, in_features), weight.T, y, False, bias, None, code, alpha, nt)
     return y.reshape(x.shape[:-1] + (out_features,))
 
 

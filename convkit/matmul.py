@@ -41,7 +41,7 @@ def matmul(a, b, *, out=None, num_threads=None):
         out = np.empty((m, n), dtype=a.dtype)   # MemoryError here for a result that cannot exist
     else:
         check_out(out, (m, n), a.dtype, (a, b))
-    _gemm.matmul(_element_strided(a), _element_strided(b), out, False, nt)
+    _gemm.gemm_into(_element_strided(a), _element_strided(b), out, num_threads=nt)
     return out
 
 

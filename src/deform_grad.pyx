@@ -22,14 +22,10 @@ import numpy as np
 
 from omp cimport omp_get_thread_num
 
-cdef extern from "microkernel.h" nogil:
-    enum: CK_TILE_PIXELS
-    void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
-    void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
+from microkernel cimport ck_tile_f32, ck_tile_f64
+from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
 
 cdef enum:
-    BLOCK_F32 = 16   # column entries per register tile (conv_direct.block_width)
-    BLOCK_F64 = 8
     LANES = 8        # independent partial sums per dot product
 
 
@@ -42,10 +38,10 @@ cdef inline void column_gradients(
     ``wt`` is W^T packed as (G, k blocks, cout_g, B): [g, b, co, j] = W[k // cin_g, k % cin_g, g*cout_g + co]
     with k = b*B + j (zero past taps*cin_g).
     """
-    cdef Py_ssize_t B = BLOCK_F32 if floating is float else BLOCK_F64
+    cdef Py_ssize_t B = tile_width(floating is float)
     cdef Py_ssize_t K = taps * C, K_g = taps * cin_g, Cout = G * cout_g
     cdef Py_ssize_t nkb = (K_g + B - 1) // B
-    cdef floating acc[CK_TILE_PIXELS * BLOCK_F32]
+    cdef floating acc[CK_ACC_LEN]
     cdef const floating* xp[CK_TILE_PIXELS]
     cdef Py_ssize_t tile, t0, r, g, kb, j, k
     for tile in range((npx + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS):

@@ -44,23 +44,49 @@ def blocking(dtype):
     return block_sizes(<double>0)
 
 
-def matmul(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] out, bint accumulate,
-           int num_threads):
-    """out = a @ b (``accumulate``: out += a @ b).  Strides of a and b must be multiples of the itemsize
-    (convkit.matmul copies other arrays); out is C-contiguous and does not overlap them."""
-    cdef Py_ssize_t M = out.shape[0], N = out.shape[1], K = a.shape[1]
+def gemm_into(const floating[:, :] a, const floating[:, :] b, floating[:, :] c, bint accumulate=False,
+              bias=None, residual=None, int act=ACT_NONE, double alpha=0, int num_threads=1):
+    """c = act((c if accumulate) + a @ b + bias + residual), the kernel wrapper every GEMM of convkit
+    goes through: a and b with any strides (multiples of the itemsize), c (and residual, c's shape)
+    with unit column stride and any row stride (e.g. one group's columns of a bigger output)."""
+    cdef Py_ssize_t M = c.shape[0], N = c.shape[1], K = a.shape[1]
     cdef Py_ssize_t size = sizeof(floating)
     assert a.shape[0] == M and b.shape[0] == K and b.shape[1] == N
+    assert N <= 1 or c.strides[1] == size
     if M == 0 or N == 0:
         return
+    cdef const floating[:] bias_view
+    cdef const floating[:, :] res_view
+    cdef const floating* bp = NULL
+    cdef const floating* rp = NULL
+    cdef Py_ssize_t ldr = 0
+    if bias is not None:
+        bias_view = bias
+        assert bias_view.shape[0] == N and (N <= 1 or bias_view.strides[0] == size)
+        bp = &bias_view[0]
+    if residual is not None:
+        res_view = residual
+        assert res_view.shape[0] == M and res_view.shape[1] == N and (N <= 1 or res_view.strides[1] == size)
+        rp = &res_view[0, 0]
+        ldr = res_view.strides[0] // size
     cdef const floating* ap = &a[0, 0] if K > 0 else NULL
-    cdef const floating* bp = &b[0, 0] if K > 0 else NULL
+    cdef const floating* bq = &b[0, 0] if K > 0 else NULL
     cdef Py_ssize_t rsa = a.strides[0] // size, csa = a.strides[1] // size
     cdef Py_ssize_t rsb = b.strides[0] // size, csb = b.strides[1] // size
+    cdef Py_ssize_t ldc = c.strides[0] // size
     cdef int status
     with nogil:
-        status = gemm(M, N, K, ap, rsa, csa, bp, rsb, csb, &out[0, 0], N, accumulate, <const floating*>NULL, <const floating*>NULL, 0,
-                      ACT_NONE, 0, num_threads)
+        status = gemm(M, N, K, ap, rsa, csa, bq, rsb, csb, &c[0, 0], ldc, accumulate, bp, rp, ldr,
+                      act, <floating>alpha, num_threads)
     if status:
-        raise MemoryError(f"convkit.matmul: cannot allocate the packing workspace for a "
-                          f"({M}, {K}) x ({K}, {N}) product")
+        raise MemoryError(f"cannot allocate the GEMM's packing workspace for a ({M}, {K}) x ({K}, {N}) "
+                          f"product")
+
+
+def workspace_bytes(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, dtype, int num_threads):
+    """Bytes of packed A blocks and B panels a GEMM of this size allocates (at most)."""
+    mc, kc, nc = blocking(dtype)
+    nr = tile_shape(dtype)[1]
+    kc = min(kc, max(K, 1))
+    per_thread = min(mc, -(-M // CK_MR) * CK_MR) * kc + min(nc, -(-N // nr) * nr) * kc
+    return min(num_threads, max(M, 1)) * per_thread * np.dtype(dtype).itemsize

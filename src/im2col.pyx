@@ -12,6 +12,11 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
+from gemm cimport gemm_packed_by
+from simd cimport CK_MR
+
+import numpy as np
+
 
 cdef inline void im2col_nhwc_row(
     const floating* x, floating* cols, Py_ssize_t n, Py_ssize_t oh,
@@ -194,3 +199,113 @@ def col2im_nchw(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
         for p in prange(N * C, num_threads=num_threads, schedule="static"):
             col2im_nchw_plane(cp + p * KH * KW * Hout * Wout, xp + p * H * W, H, W,
                               KH, KW, sh, sw, pt, pl, dh, dw, Hout, Wout)
+
+
+# --- im2col packed straight into the GEMM's A panels ------------------------------------------------
+
+cdef struct Im2colSource:
+    const void* x          # NHWC image batch
+    const void* zeros      # at least cg zeros: the padding's source
+    Py_ssize_t H, W, C, c0, cg, KH, KW, sh, sw, pt, pl, dh, dw, Hout, Wout
+
+
+cdef inline void pack_im2col(const Im2colSource* s, Py_ssize_t i0, Py_ssize_t mc, Py_ssize_t p0,
+                             Py_ssize_t kc, floating* dst) noexcept nogil:
+    """Rows i0:i0+mc (output pixels, flat over (n, oh, ow)), columns p0:p0+kc ((kh, kw, c), c fastest)
+    of the column matrix, written as gemm.pxd's CK_MR-row panels without materialising the matrix.
+
+    A run of columns within one tap is cg-contiguous in each pixel's input (NHWC), so for every run the
+    panel's CK_MR row pointers are resolved once (the padding reads zeros) and the run is copied with
+    one contiguous store of CK_MR values per column.  Rows past mc repeat the last pixel (never stored).
+    """
+    cdef const floating* x = <const floating*>s.x
+    cdef const floating* zeros = <const floating*>s.zeros
+    cdef const floating* rows[CK_MR]
+    cdef Py_ssize_t base[CK_MR]
+    cdef Py_ssize_t ih0[CK_MR]
+    cdef Py_ssize_t iw0[CK_MR]
+    cdef Py_ssize_t q, r, p, k, j, tap, c, run, ih, iw
+    cdef Py_ssize_t P = s.Hout * s.Wout
+    cdef floating* d
+    for q in range((mc + CK_MR - 1) // CK_MR):
+        d = dst + q * CK_MR * kc
+        for r in range(CK_MR):
+            p = i0 + min(q * CK_MR + r, mc - 1)
+            base[r] = (p // P) * s.H
+            ih0[r] = ((p % P) // s.Wout) * s.sh - s.pt
+            iw0[r] = (p % s.Wout) * s.sw - s.pl
+        k = p0
+        while k < p0 + kc:
+            tap = k // s.cg
+            c = k - tap * s.cg
+            run = min(s.cg - c, p0 + kc - k)
+            for r in range(CK_MR):
+                ih = ih0[r] + (tap // s.KW) * s.dh
+                iw = iw0[r] + (tap % s.KW) * s.dw
+                if <size_t>ih < <size_t>s.H and <size_t>iw < <size_t>s.W:
+                    rows[r] = x + ((base[r] + ih) * s.W + iw) * s.C + s.c0 + c
+                else:
+                    rows[r] = zeros
+            for j in range(run):
+                for r in range(CK_MR):
+                    d[j * CK_MR + r] = rows[r][j]
+            d += run * CK_MR
+            k += run
+
+
+cdef void pack_im2col_f32(const void* ctx, Py_ssize_t i0, Py_ssize_t mc, Py_ssize_t p0, Py_ssize_t kc,
+                          void* dst) noexcept nogil:
+    pack_im2col(<const Im2colSource*>ctx, i0, mc, p0, kc, <float*>dst)
+
+
+cdef void pack_im2col_f64(const void* ctx, Py_ssize_t i0, Py_ssize_t mc, Py_ssize_t p0, Py_ssize_t kc,
+                          void* dst) noexcept nogil:
+    pack_im2col(<const Im2colSource*>ctx, i0, mc, p0, kc, <double*>dst)
+
+
+def conv2d_im2col_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, bias,
+                       floating[:, :, :, ::1] out, Py_ssize_t groups,
+                       Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
+                       Py_ssize_t dh, Py_ssize_t dw, int act, double alpha, int num_threads,
+                       residual=None):
+    """out (N, Hout, Wout, Cout) = act(conv(x, w (KH, KW, C/groups, Cout)) + bias (+ residual)) as one GEMM
+    per group, (N*Hout*Wout x KH*KW*cin_g) x (KH*KW*cin_g x cout_g), whose A panels are packed straight
+    from the image (``pack_im2col``): the only workspace is the GEMM's per-thread panels."""
+    cdef Py_ssize_t N = x.shape[0], KH = w.shape[0], KW = w.shape[1], cin_g = w.shape[2], Cout = w.shape[3]
+    cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], cout_g = Cout // groups
+    cdef Py_ssize_t M = N * Hout * Wout, K = KH * KW * cin_g, g
+    cdef floating[::1] zeros = np.zeros(max(cin_g, 1), dtype=np.float32 if floating is float else np.float64)
+    if M * Cout == 0:
+        return
+    cdef Im2colSource src
+    src.x = &x[0, 0, 0, 0] if x.size > 0 else &zeros[0]
+    src.zeros = &zeros[0]
+    src.H, src.W, src.C, src.cg = x.shape[1], x.shape[2], x.shape[3], cin_g
+    src.KH, src.KW, src.sh, src.sw, src.pt, src.pl, src.dh, src.dw = KH, KW, sh, sw, pt, pl, dh, dw
+    src.Hout, src.Wout = Hout, Wout
+    cdef const floating[::1] bias_view
+    cdef const floating* bp = NULL
+    if bias is not None:
+        bias_view = bias
+        bp = &bias_view[0]
+    cdef const floating[:, :, :, ::1] res_view
+    cdef const floating* rp = NULL
+    if residual is not None:
+        res_view = residual
+        rp = &res_view[0, 0, 0, 0]
+    cdef const floating* wp = &w[0, 0, 0, 0] if w.size > 0 else &zeros[0]
+    cdef floating* yp = &out[0, 0, 0, 0]
+    cdef int status = 0
+    with nogil:
+        for g in range(groups):
+            src.c0 = g * cin_g
+            status = gemm_packed_by(pack_im2col_f32 if floating is float else pack_im2col_f64, &src,
+                                    M, cout_g, K, wp + g * cout_g, Cout, 1, yp + g * cout_g, Cout, False,
+                                    bp + g * cout_g if bp != NULL else NULL,
+                                    rp + g * cout_g if rp != NULL else NULL, Cout, act, <floating>alpha,
+                                    num_threads)
+            if status:
+                break
+    if status:
+        raise MemoryError(f"cannot allocate the GEMM's packing workspace for a ({M}, {K}) x ({K}, "
+                          f"{cout_g}) product")

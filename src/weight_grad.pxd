@@ -4,21 +4,20 @@
 # and the deformable sampler write them) and their output gradients (P rows of Cout), every group g adds
 #     dW_g[co, k] += sum_p go[p, g*cout_g + co] * cols[p, tap(k)*C + g*cin_g + ci(k)],  k = tap*cin_g + ci
 # to a thread's private partial sums.  The product runs in the direct convolution's register tile
-# (microkernel.h): 6 output channels (rows of go transposed, the "pixels" of the tile) x one block of 16
-# float32 / 8 float64 column entries (the columns packed in blocks, the tile's "weights"), reducing over
-# the chunk's pixels.  The partial sums stay in the tile's layout, [g][k block][co tile][6][block], so the
+# (microkernel.h): CK_TILE_PIXELS output channels (rows of go transposed, the "pixels" of the tile) x one
+# block of column entries (the tile's width, src/simd.h; the columns packed in blocks, the tile's
+# "weights"), reducing over the chunk's pixels.  The partial sums stay in the tile's layout,
+# [g][k block][co tile][CK_TILE_PIXELS][block], so the
 # register tile loads and stores them in place.
 from cython cimport floating
 from libc.string cimport memset
 
-cdef extern from "microkernel.h" nogil:
-    enum: CK_TILE_PIXELS
-    void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
-    void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
+from microkernel cimport ck_tile_f32, ck_tile_f64
+from simd cimport CK_NR_F32, CK_NR_F64, CK_TILE_PIXELS
 
 cdef enum:
-    WG_BLOCK_F32 = 16
-    WG_BLOCK_F64 = 8
+    WG_BLOCK_F32 = CK_NR_F32
+    WG_BLOCK_F64 = CK_NR_F64
 
 
 cdef inline Py_ssize_t wg_block(floating dummy) noexcept nogil:

@@ -83,13 +83,16 @@ def test_without_bias(algo, rng):
     assert_close(convkit.conv2d(x, w, None, 2, 1, algo=algo), expected, np.float64)
 
 
-@pytest.mark.parametrize("algo", ALGOS)
-def test_im2col_tiles_over_rows(algo, rng, monkeypatch):
-    """A workspace of a few rows forces many im2col tiles, including a ragged last one."""
-    monkeypatch.setattr(convkit.conv, "IM2COL_WORKSPACE_BYTES", 3 * 9 * 27 * 4)
-    case = (2, 9, 9, 3, 5, (3, 3), 1, 1, 1, 1)
-    x, w, b, expected = _make(case, np.float32, rng)
-    assert_close(convkit.conv2d(x, w, b, 1, 1, algo="im2col"), expected, np.float32)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", [(3, 12, 13, 32, 33, (3, 3), 1, 1, 1, 1), (2, 17, 11, 48, 40, (3, 3), 2, 1, 1, 2),
+                                  (1, 3, 40, 300, 7, (1, 1), 1, 0, 1, 1)], ids=["3x3", "grouped strided", "1x1"])
+def test_im2col_spans_gemm_blocks(case, dtype, rng):
+    """Enough output pixels and reduction for several GEMM row blocks and reduction blocks, tiles that
+    cross image boundaries, partial tiles in both directions, 1 to 3 threads."""
+    x, w, b, expected = _make(case, dtype, rng)
+    for nt in (1, 2, 3):
+        y = convkit.conv2d(x, w, b, case[6], case[7], case[8], case[9], algo="im2col", num_threads=nt)
+        assert_close(y, expected, dtype)
 
 
 def test_non_contiguous_and_read_only_inputs(rng):

@@ -137,13 +137,21 @@ def test_huge_product_raises_memory_error_first():
         convkit.matmul(a, a.T)        # a 16 TiB result, refused before any work
 
 
-def test_accumulate_and_epilogue_kernel(rng):
-    """The kernel entry point other modules use: C += A B (beta 1)."""
-    a, b = operands(rng, 25, 40, 19, np.float64)
-    c = rng.standard_normal((25, 19))
-    expected = c + reference(a, b)
-    _gemm.matmul(a, b, c, True, 2)
-    assert_close(c, expected, np.float64)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("k", [0, 19, 700])
+def test_accumulate_and_epilogue_kernel(k, dtype, rng):
+    """The kernel wrapper the layers use: C (a column block of a bigger array) = act(C + A B + bias +
+    residual), the epilogue applied once, after the last reduction block."""
+    a, b = operands(rng, 25, k, 19, dtype)
+    big = rng.standard_normal((25, 40)).astype(dtype)
+    c = big[:, 7:26]
+    bias, residual = rng.standard_normal(19).astype(dtype), rng.standard_normal((25, 30)).astype(dtype)
+    expected = np.maximum(c + reference(a, b) + bias + residual[:, 3:22], 0)
+    untouched = big.copy()
+    _gemm.gemm_into(a, b, c, True, bias, residual[:, 3:22], 1, 0.0, 2)    # 1: ReLU
+    assert_close(c, expected, dtype)
+    np.testing.assert_array_equal(big[:, :7], untouched[:, :7])
+    np.testing.assert_array_equal(big[:, 26:], untouched[:, 26:])
 
 
 def test_tile_constants_are_reported():

@@ -48,7 +48,7 @@ def layer_case(name, n, h, w, cin, cout, k, stride, padding, dilation, groups, s
             "direct": direct_workspace_bytes((n, h, w, cin), (k, k), (dh, dw), groups, cout,
                                              config.threads, config.dtype),
             "im2col": im2col_workspace_bytes((n, h, w, cin), w_hwio.shape, (sh, sw), pads, (dh, dw),
-                                             groups, (hout, wout), itemsize),
+                                             groups, (hout, wout), itemsize, config.threads),
         }
         workspace["winograd"] = winograd_workspace_bytes(n, (hout, wout), cin, cout, itemsize, config.threads)
         workspace["auto"] = workspace.get(auto, 0)

@@ -14,7 +14,6 @@
 """
 import numpy as np
 
-from .._blas import single_threaded_blas
 from .._kernels import conv_grad as _cg
 from .._kernels import conv_transpose as _tconv
 from .._kernels import reductions as _red
@@ -151,8 +150,7 @@ def input_grad_nhwc(go, w, x_shape, stride, pads, dilation, groups, nt):
         pads_t = (reach_h - pads[0], reach_h - pads[1], reach_w - pads[2], reach_w - pads[3])
         _conv_direct(go, flipped, None, _NO_ACTIVATION, (1, 1), pads_t, dilation, groups, gx, nt)
     else:
-        with single_threaded_blas():  # see convkit._blas
-            _conv_transpose_col2im(go, w, None, stride, (pads[0], pads[2]), dilation, groups, gx, nt)
+        _conv_transpose_col2im(go, w, None, stride, (pads[0], pads[2]), dilation, groups, gx, nt)
     return gx
 
 

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .._blas import single_threaded_blas
+from .._kernels import gemm as _gemm
 from .._kernels import reductions as _red
 from .._threads import resolve_num_threads
 from ..linear import linear_args
@@ -22,9 +22,11 @@ def linear(grad_output, x, weight, *, num_threads=None):
     g = as_grad_output(grad_output, x.shape[:-1] + (out_features,), x.dtype)
     rows = math.prod(x.shape[:-1])
     g2, x2 = g.reshape(rows, out_features), x.reshape(rows, in_features)
-    with single_threaded_blas():  # see convkit._blas
-        grad_x = np.matmul(g2, weight)
-        grad_weight = np.matmul(g2.T, x2)
+    nt = resolve_num_threads(num_threads)
+    grad_x = np.empty((rows, in_features), x.dtype)
+    grad_weight = np.empty((out_features, in_features), x.dtype)
+    _gemm.gemm_into(g2, weight, grad_x, num_threads=nt)
+    _gemm.gemm_into(g2.T, x2, grad_weight, num_threads=nt)
     sums = np.empty((1, out_features))
-    _red.row_sums(g2.reshape(1, rows, out_features), None, sums, resolve_num_threads(num_threads))
+    _red.row_sums(g2.reshape(1, rows, out_features), None, sums, nt)
     return grad_x.reshape(x.shape), grad_weight, sums[0].astype(x.dtype)
