@@ -33,7 +33,7 @@ echo "== sanitize: fresh venv in $WORK"
 "$PY" -m venv "$WORK/venv"
 # shellcheck disable=SC1091
 source "$WORK/venv/bin/activate"
-python -m pip install --quiet "Cython>=3" "numpy>=2" setuptools wheel pytest hypothesis \
+python -m pip install --quiet "Cython>=3" "numpy>=2" "setuptools>=77" wheel pytest hypothesis \
     >"$WORK/pip.log" 2>&1 || { cat "$WORK/pip.log"; exit 1; }
 
 echo "== sanitize: copy of the tree (no build products)"
