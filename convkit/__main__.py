@@ -1,4 +1,5 @@
-"""Command line: ``python -m convkit bench|demo|draw|config`` (also the console script ``convkit``)."""
+"""Command line: ``python -m convkit bench|demo|draw|train-digits|config`` (also the console script
+``convkit``)."""
 import argparse
 import sys
 
@@ -8,6 +9,7 @@ def main(argv=None):
     commands = {"bench": "compare convkit's algorithms with each other and with PyTorch/NumPy",
                 "demo": "build resnet18 and mobilenet_v2, print their summaries, time a forward pass",
                 "draw": "pictures of the convolution arithmetic (PNG and animated GIF)",
+                "train-digits": "train a small CNN on scikit-learn's 8x8 digits (needs scikit-learn)",
                 "config": "print how convkit was built"}
     if not argv or argv[0] not in commands:
         parser = argparse.ArgumentParser(prog="python -m convkit")
@@ -24,6 +26,9 @@ def main(argv=None):
     elif command == "demo":
         from .demo import main as demo_main
         demo_main(rest)
+    elif command == "train-digits":
+        from .train_digits import main as train_digits_main
+        return train_digits_main(rest)
     else:
         import convkit
         convkit.show_config()

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..nn.blocks import ConvBNAct, InvertedResidual
-from ..nn.container import Sequential
+from ..nn.container import Sequential, backward_in_reverse, forward_in_order
 from ..nn.init import generator
 from ..nn.linear import Dropout, Linear
 from ..nn.module import Module
@@ -38,9 +38,12 @@ class MobileNetV2(Module):
         return self.features, self.pool, self.classifier
 
     def _forward(self, x):
-        for m in self._stages():
-            x = m._forward(x)
-        return x
+        self._save()
+        return forward_in_order(self._stages(), x)
+
+    def _backward(self, grad, input_grad):
+        self._saved()
+        return backward_in_reverse(self._stages(), grad, input_grad)
 
     def _trace(self, shape, visit):
         for m in self._stages():

@@ -3,7 +3,7 @@ import numpy as np
 
 from ..nn.activation import ReLU
 from ..nn.blocks import BasicBlock
-from ..nn.container import Sequential
+from ..nn.container import Sequential, backward_in_reverse, forward_in_order
 from ..nn.conv import Conv2d, use_algorithm
 from ..nn.fusion import fused_conv
 from ..nn.init import generator
@@ -48,15 +48,22 @@ class ResNet(Module):
 
     def _forward(self, x):
         if self.training:
-            x = self.relu._forward(self.bn1._forward(self.conv1._forward(x)))
-        else:
-            x = self._cached("stem", lambda: fused_conv(self.conv1, self.bn1, self.relu))(x)
+            self._save()
+            return forward_in_order(self._layers(), x)
+        x = self._cached("stem", lambda: fused_conv(self.conv1, self.bn1, self.relu))(x)
         for m in self._stages():
             x = m._forward(x)
         return x
 
+    def _layers(self):
+        return self.conv1, self.bn1, self.relu, *self._stages()
+
+    def _backward(self, grad, input_grad):
+        self._saved()
+        return backward_in_reverse(self._layers(), grad, input_grad)
+
     def _trace(self, shape, visit):
-        for m in (self.conv1, self.bn1, self.relu, *self._stages()):
+        for m in self._layers():
             shape = m._trace(shape, visit)
         return shape
 

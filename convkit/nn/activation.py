@@ -4,6 +4,7 @@ Each has ``spec``, the ``activation=`` value of convkit's fused convolutions, so
 the activation into the convolution before it.
 """
 from .. import activations as F
+from .. import grad as G
 from .._validation import real_arg
 from .module import Module
 
@@ -18,6 +19,18 @@ class _Activation(Module):
     def spec(self):
         return self.name
 
+    def _keep_input(self, x, out):
+        """In training mode keep the input for backward, so never overwrite it (``out`` is dropped)."""
+        if self.training:
+            self._save(x)
+            return None
+        return out
+
+    def _backward(self, grad, input_grad):
+        x, = self._saved()
+        name, *param = self.spec if isinstance(self.spec, tuple) else (self.spec,)
+        return getattr(G, name)(grad, x, *param)
+
     def _out_shape(self, shape):
         return shape
 
@@ -26,28 +39,28 @@ class ReLU(_Activation):
     name = "relu"
 
     def _forward(self, x, out=None):
-        return F.relu(x, out)
+        return F.relu(x, self._keep_input(x, out))
 
 
 class ReLU6(_Activation):
     name = "relu6"
 
     def _forward(self, x, out=None):
-        return F.relu6(x, out)
+        return F.relu6(x, self._keep_input(x, out))
 
 
 class Sigmoid(_Activation):
     name = "sigmoid"
 
     def _forward(self, x, out=None):
-        return F.sigmoid(x, out)
+        return F.sigmoid(x, self._keep_input(x, out))
 
 
 class Tanh(_Activation):
     name = "tanh"
 
     def _forward(self, x, out=None):
-        return F.tanh(x, out)
+        return F.tanh(x, self._keep_input(x, out))
 
 
 class LeakyReLU(_Activation):
@@ -62,7 +75,7 @@ class LeakyReLU(_Activation):
         return (self.name, self.negative_slope)
 
     def _forward(self, x, out=None):
-        return F.leaky_relu(x, self.negative_slope, out)
+        return F.leaky_relu(x, self.negative_slope, self._keep_input(x, out))
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -80,7 +93,7 @@ class ELU(_Activation):
         return (self.name, self.alpha)
 
     def _forward(self, x, out=None):
-        return F.elu(x, self.alpha, out)
+        return F.elu(x, self.alpha, self._keep_input(x, out))
 
     def extra_repr(self):
         return f"alpha={self.alpha}"

@@ -3,7 +3,7 @@ import numpy as np
 
 from .._validation import pair
 from .activation import ReLU, activation_layer
-from .container import Sequential
+from .container import Sequential, backward_in_reverse, forward_in_order
 from .conv import Conv2d
 from .fusion import fused_conv
 from .init import generator
@@ -62,10 +62,16 @@ class InvertedResidual(Module):
         self.conv = Sequential(*layers)
 
     def _forward(self, x):
+        self._save()
         y = self.conv._forward(x)
         if self.use_res_connect:
             y += x
         return y
+
+    def _backward(self, grad, input_grad):
+        self._saved()
+        g = self.conv._backward(grad, input_grad)
+        return g + grad if self.use_res_connect and input_grad else g
 
     def _trace(self, shape, visit):
         return self.conv._trace(shape, visit)
@@ -96,18 +102,29 @@ class BasicBlock(Module):
     def _forward(self, x):
         identity = x if self.downsample is None else self.downsample._forward(x)
         if self.training:
-            out = self.bn2._forward(self.conv2._forward(self.relu._forward(self.bn1._forward(
-                self.conv1._forward(x)))))
+            self._save()
+            out = forward_in_order(self._main_path(), x)
         else:
             conv1, conv2 = self._cached("plan", lambda: (fused_conv(self.conv1, self.bn1, self.relu),
                                                          fused_conv(self.conv2, self.bn2)))
             out = conv2(conv1(x))
         out += identity
-        return self.relu._forward(out, out)
+        return self.relu._forward(out, out)  # in training the ReLU keeps ``out`` and writes a new array
+
+    def _main_path(self):
+        return self.conv1, self.bn1, self.relu, self.conv2, self.bn2
+
+    def _backward(self, grad, input_grad):
+        self._saved()
+        grad = self.relu._backward(grad, True)  # the shared ReLU's last use in forward comes first
+        g = backward_in_reverse(self._main_path(), grad, input_grad)
+        if self.downsample is not None:
+            grad = self.downsample._backward(grad, input_grad)
+        return g + grad if input_grad else None
 
     def _trace(self, shape, visit):
         out = shape
-        for m in (self.conv1, self.bn1, self.relu, self.conv2, self.bn2):
+        for m in self._main_path():
             out = m._trace(out, visit)
         if self.downsample is not None:
             self.downsample._trace(shape, visit)

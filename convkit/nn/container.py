@@ -11,11 +11,28 @@ def common_layout(modules):
     return layouts.pop() if layouts else None
 
 
+def forward_in_order(modules, x):
+    """``modules`` applied in order, one by one (unfused); in training mode each keeps what its
+    backward needs."""
+    for m in modules:
+        x = m._forward(x)
+    return x
+
+
+def backward_in_reverse(modules, grad, input_grad):
+    """The backward of ``modules`` applied in order; the first is asked for its input's gradient only
+    when ``input_grad``."""
+    for i in range(len(modules) - 1, -1, -1):
+        grad = modules[i]._backward(grad, input_grad or i > 0)
+    return grad
+
+
 class Sequential(Module):
     """``torch.nn.Sequential``.  Its layout is its layers'.
 
     In evaluation mode each Conv2d -> BatchNorm2d -> activation run is computed as one fused convolution
     (:mod:`convkit.nn.fusion`); the fused weights are built once and rebuilt when parameters change.
+    In training mode each layer runs on its own, and backward runs them in reverse.
     """
 
     def __init__(self, *modules):
@@ -38,9 +55,16 @@ class Sequential(Module):
         return list(self)[index]
 
     def _forward(self, x):
+        if self.training:
+            self._save()
+            return forward_in_order(self, x)
         for step in self._cached("plan", lambda: fusion_plan(list(self))):
             x = step(x)
         return x
+
+    def _backward(self, grad, input_grad):
+        self._saved()
+        return backward_in_reverse(list(self), grad, input_grad)
 
     def _trace(self, shape, visit):
         for m in self:

@@ -1,6 +1,7 @@
 """Convolution layers: Conv2d, ConvTranspose2d and DeformConv2d, PyTorch's constructors and parameter names."""
 import numpy as np
 
+from .. import grad as G
 from .._layout import hwio_to_oihw, oihw_to_hwio
 from .._validation import check_choice, conv_geometry, int_arg, pair
 from ..conv import ALGORITHMS, conv2d
@@ -64,6 +65,14 @@ class _ConvNd(Module):
             return self.weight
         return self._cached("hwio", lambda: oihw_to_hwio(self.weight))
 
+    def _accumulate_weight_grad(self, grad_nhwc_weight):
+        """Add a weight gradient given in the NHWC functions' convention to ``weight.grad``."""
+        self.weight.accumulate_grad(grad_nhwc_weight if self.layout == "NHWC" else hwio_to_oihw(grad_nhwc_weight))
+
+    def _accumulate_bias_grad(self, grad):
+        if self.bias is not None:
+            self.bias.accumulate_grad(G.conv2d_bias(grad))
+
     def _check_channels(self, shape):
         if len(shape) != 4 or shape[3] != self.in_channels:
             raise ValueError(f"expected input with {self.in_channels} channels, got shape "
@@ -121,6 +130,7 @@ class Conv2d(_ConvNd):
     def _forward(self, x, weight=None, bias=None, activation=None):
         """The convolution on NHWC ``x``; a fusing container passes folded ``weight``/``bias``."""
         if weight is None:
+            self._save(x)  # (fused calls are inference only: containers fuse in evaluation mode)
             return self._cached("bound", lambda: self.bind(self.nhwc_weight(), self.bias))(x)
         return self.bind(weight, bias, activation)(x)
 
@@ -128,6 +138,14 @@ class Conv2d(_ConvNd):
         """A callable on NHWC arrays: this layer's convolution with NHWC-convention ``weight``, ``bias``
         and ``activation`` fused, keeping whatever it derives from the weights (Winograd's transforms)."""
         return _BoundConv2d(self, weight, bias, activation)
+
+    def _backward(self, grad, input_grad):
+        x, = self._saved()
+        w = self.nhwc_weight()
+        geometry = (self.stride, self.padding, self.dilation, self.groups)
+        self._accumulate_weight_grad(G.conv2d_weight(x, w.shape, grad, *geometry))
+        self._accumulate_bias_grad(grad)
+        return G.conv2d_input(x.shape, w, grad, *geometry) if input_grad else None
 
     def _macs(self, in_shape, out_shape):
         return in_shape[0] * conv_macs(self.in_channels, self.out_channels, self.kernel_size,
@@ -174,8 +192,17 @@ class ConvTranspose2d(_ConvNd):
         return (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
 
     def _forward(self, x):
+        self._save(x)
         return conv_transpose2d(x, self.nhwc_weight(), self.bias, self.stride, self.padding,
                                 self.output_padding, self.groups, self.dilation)
+
+    def _backward(self, grad, input_grad):
+        x, = self._saved()
+        w = self.nhwc_weight()
+        geometry = (self.stride, self.padding, self.output_padding, self.groups, self.dilation)
+        self._accumulate_weight_grad(G.conv_transpose2d_weight(x, w.shape, grad, *geometry))
+        self._accumulate_bias_grad(grad)
+        return G.conv_transpose2d_input(x.shape, w, grad, *geometry) if input_grad else None
 
     def _out_shape(self, shape):
         self._check_channels(shape)
@@ -205,11 +232,30 @@ class DeformConv2d(_ConvNd):
     def forward(self, x, offset, mask=None):
         x, offset = self._to_internal(x), self._to_internal(offset)
         mask = None if mask is None else self._to_internal(mask)
-        return self._from_internal(self._forward(x, offset, mask))
+        y = self._from_internal(self._forward(x, offset, mask))
+        if self.training:
+            self.__dict__["_output_shape"] = y.shape
+        return y
 
     def _forward(self, x, offset, mask=None):
+        self._save(x, offset, mask)
         return deform_conv2d(x, offset, self.nhwc_weight(), self.bias, self.stride, self.padding,
                              self.dilation, mask)
+
+    def backward(self, grad_output, input_grad=True):
+        """As :meth:`Module.backward`, returning ``(grad_x, grad_offset, grad_mask)`` (``grad_mask``
+        None without a mask) in the layer's layout."""
+        grads = self._backward(self._internal_grad_output(grad_output), input_grad)
+        return tuple(None if g is None else self._from_internal(g) for g in grads) if input_grad else None
+
+    def _backward(self, grad, input_grad):
+        x, offset, mask = self._saved()
+        gx, goffset, gw, gmask, gb = G.deform_conv2d(grad, x, offset, self.nhwc_weight(), mask,
+                                                     self.stride, self.padding, self.dilation)
+        self._accumulate_weight_grad(gw)
+        if self.bias is not None:
+            self.bias.accumulate_grad(gb)
+        return (gx, goffset, gmask) if input_grad else None
 
     def _macs(self, in_shape, out_shape):
         """The convolution's MACs plus the bilinear sampling's (without a mask: the shapes do not say)."""

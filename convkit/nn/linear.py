@@ -1,7 +1,8 @@
 """Linear, Flatten and Dropout: the classifier end of a network."""
 import numpy as np
 
-from .._layout import from_nhwc
+from .. import grad as G
+from .._layout import from_nhwc, to_nhwc
 from ..linear import linear
 from .._validation import int_arg
 from .init import float_dtype, generator, kaiming_uniform
@@ -29,7 +30,16 @@ class Linear(Module):
         return self.weight.dtype
 
     def _forward(self, x):
+        self._save(x)
         return linear(x, self.weight, self.bias)
+
+    def _backward(self, grad, input_grad):
+        x, = self._saved()
+        gx, gw, gb = G.linear(grad, x, self.weight)
+        self.weight.accumulate_grad(gw)
+        if self.bias is not None:
+            self.bias.accumulate_grad(gb)
+        return gx
 
     def _out_shape(self, shape):
         if not shape or shape[-1] != self.in_features:
@@ -49,9 +59,20 @@ class Flatten(Module):
     ``torch.flatten(x, 1)``, an NHWC one (H, W, C) as Keras does.  The two agree when H = W = 1."""
 
     def _forward(self, x):
-        if x.ndim == 4 and self.layout == "NCHW" and x.shape[1] * x.shape[2] > 1:
+        self._save(x.shape)
+        if self._channels_first(x.shape):
             x = from_nhwc(x, self.layout)
         return x.reshape(x.shape[0], -1)
+
+    def _channels_first(self, shape):
+        return len(shape) == 4 and self.layout == "NCHW" and shape[1] * shape[2] > 1
+
+    def _backward(self, grad, input_grad):
+        shape, = self._saved()
+        if self._channels_first(shape):
+            n, h, w, c = shape
+            return to_nhwc(grad.reshape(n, c, h, w), self.layout)
+        return grad.reshape(shape)
 
     def _out_shape(self, shape):
         return shape[0], int(np.prod(shape[1:], dtype=np.int64))
@@ -61,15 +82,30 @@ class Flatten(Module):
 
 
 class Dropout(Module):
-    """``torch.nn.Dropout`` at inference: the identity.  It keeps torchvision's layer indices (and so its
-    state-dict keys, e.g. ``classifier.1.weight``); convkit computes no gradients, so it never drops."""
+    """``torch.nn.Dropout``: the identity in evaluation mode; in training mode each value is zeroed with
+    probability ``p`` and the others scaled by ``1 / (1 - p)``, the mask drawn from ``rng`` (a Generator
+    or a seed: training runs are repeatable)."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p=0.5, *, rng=0):
         super().__init__(layout=None)
+        if not 0 <= p <= 1:
+            raise ValueError(f"expected p to be a probability in [0, 1], got {p!r}")
         self.p = float(p)
+        self.rng = generator(rng)
 
     def _forward(self, x):
-        return x
+        if not self.training or self.p == 0:
+            self._save(None)
+            return x
+        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
+        scale = x.dtype.type(0 if self.p == 1 else 1 / (1 - self.p))
+        mask = np.where(keep, scale, x.dtype.type(0))
+        self._save(mask)
+        return x * mask
+
+    def _backward(self, grad, input_grad):
+        mask, = self._saved()
+        return grad if mask is None else grad * mask
 
     def _out_shape(self, shape):
         return shape

@@ -157,7 +157,7 @@ class Module:
             want = m._to_torch(local, current).shape
             if value.shape != want:
                 raise ValueError(f"expected state_dict[{key!r}] to have shape {want}, got {value.shape}")
-            new.append((m, local, np.ascontiguousarray(m._from_torch(local, value.astype(current.dtype)))))
+            new.append((m, local, m._from_torch(local, value.astype(current.dtype))))
         for m, local, value in new:
             store = m._parameters if local in m._parameters else m._buffers
             np.copyto(store[local], value)  # in place, as PyTorch: optimizers keep the live arrays
@@ -313,4 +313,4 @@ def _checked_replacement(name, current, value):
         raise ValueError(f"expected {name} to have shape {current.shape}, got {value.shape}")
     if value.dtype != current.dtype:
         raise TypeError(f"expected {name} to have dtype {current.dtype}, got {value.dtype}")
-    return np.ascontiguousarray(value)
+    return np.require(value, requirements="C")   # (np.ascontiguousarray would make a 0-d array 1-D)

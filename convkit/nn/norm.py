@@ -1,6 +1,7 @@
 """BatchNorm2d: PyTorch's parameters and buffers, over NHWC or NCHW activations."""
 import numpy as np
 
+from .. import grad as G
 from ..normalization import batch_norm
 from .._validation import int_arg
 from .init import float_dtype
@@ -13,7 +14,8 @@ class BatchNorm2d(Module):
 
     In evaluation mode (the default) it normalises with the running statistics, and containers fold it
     into the convolution before it.  In training mode (``train()``) it normalises with the batch's
-    statistics and updates the running ones in place, as PyTorch does (there are no gradients).
+    statistics and updates the running ones in place, as PyTorch does, and is never folded; its
+    backward is :func:`convkit.grad.batch_norm` (the batch statistics' gradient).
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, *, layout="NHWC",
@@ -40,9 +42,18 @@ class BatchNorm2d(Module):
         y = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps,
                        training=self.training, momentum=self.momentum)
         if self.training:
+            self._save(x)
             self.num_batches_tracked += 1
             _bump_version()  # the running statistics changed: folded copies are stale
         return y
+
+    def _backward(self, grad, input_grad):
+        x, = self._saved()
+        gx, gw, gb = G.batch_norm(grad, x, self.weight, self.eps)
+        if self.weight is not None:
+            self.weight.accumulate_grad(gw)
+            self.bias.accumulate_grad(gb)
+        return gx
 
     def _out_shape(self, shape):
         if len(shape) != 4 or shape[3] != self.num_features:

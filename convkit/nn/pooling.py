@@ -1,4 +1,5 @@
 """Pooling layers: MaxPool2d, AvgPool2d (PyTorch's arguments and window rules) and GlobalAvgPool2d."""
+from .. import grad as G
 from .._validation import pair
 from ..pooling import avg_pool2d, global_avg_pool2d, max_pool2d, pool_output_size
 from .module import Module
@@ -31,7 +32,13 @@ class MaxPool2d(_Pool2d):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode, layout)
 
     def _forward(self, x):
+        self._save(x)
         return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
+    def _backward(self, grad, input_grad):
+        x, = self._saved()
+        return G.max_pool2d(grad, x, self.kernel_size, self.stride, self.padding, self.dilation,
+                            self.ceil_mode)
 
 
 class AvgPool2d(_Pool2d):
@@ -43,8 +50,14 @@ class AvgPool2d(_Pool2d):
         self.count_include_pad = bool(count_include_pad)
 
     def _forward(self, x):
+        self._save(x)
         return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                           self.count_include_pad)
+
+    def _backward(self, grad, input_grad):
+        x, = self._saved()
+        return G.avg_pool2d(grad, x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
 
 
 class GlobalAvgPool2d(Module):
@@ -56,7 +69,14 @@ class GlobalAvgPool2d(Module):
         self.keepdims = bool(keepdims)
 
     def _forward(self, x):
+        self._save(x)
         return global_avg_pool2d(x, keepdims=self.keepdims)
+
+    def _backward(self, grad, input_grad):
+        """An average pool whose one window is the whole image."""
+        x, = self._saved()
+        n, h, w, c = x.shape
+        return G.avg_pool2d(grad.reshape(n, 1, 1, c), x, (h, w))
 
     def _out_shape(self, shape):
         n, _, _, c = shape
