@@ -2,6 +2,7 @@
 import numpy as np
 
 from ._kernels import conv_direct as _direct
+from ._kernels import elementwise as _epilogue
 from ._kernels import gemm as _gemm
 from ._kernels import im2col as _im2col
 from . import autotune as _autotune
@@ -9,8 +10,8 @@ from . import winograd as _winograd
 from .activations import resolve_activation
 from .grouped import grouped_direct_kernel
 from ._conv_args import conv_prologue
-from ._layout import copy_from_nhwc, from_nhwc, layout_shape
-from ._validation import check_out, conv_geometry
+from ._layout import copy_from_nhwc, from_nhwc, layout_shape, to_nhwc
+from ._validation import as_float_array, check_out, conv_geometry
 
 ALGORITHMS = ("auto", "direct", "im2col", "winograd")
 
@@ -21,7 +22,7 @@ IM2COL_WORKSPACE_BYTES = 8 << 20
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, layout="NHWC",
-           algo="auto", activation=None, num_threads=None, out=None):
+           algo="auto", activation=None, residual=None, num_threads=None, out=None):
     """2-D convolution (cross-correlation, as every deep-learning framework computes it).
 
     Parameters
@@ -43,10 +44,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
         Applied with the bias to each output tile while it is in cache (no second pass):
         ``"relu"``, ``"relu6"``, ``"leaky_relu"``, ``"elu"``, ``"sigmoid"``, ``"tanh"``, or e.g.
         ``("leaky_relu", 0.2)``; see :func:`convkit.activations.resolve_activation`.
+    residual : ndarray, optional
+        An array of the output's shape and dtype (in ``layout``) added to the convolution before the
+        activation: ``act(conv(x) + bias + residual)``, ResNet's shortcut fused into the epilogue as ONNX
+        Runtime fuses Conv + Add + Relu.  It must not overlap ``out``.
     num_threads : int, optional
         OpenMP threads; ``None`` uses :func:`convkit.get_num_threads`.
     out : ndarray, optional
-        C-contiguous output of the right shape and dtype, not overlapping the inputs.
+        C-contiguous output of the right shape and dtype, not overlapping the inputs (``residual`` too).
 
     Returns the C-contiguous output, ``(N, Hout, Wout, Cout)`` or ``(N, Cout, Hout, Wout)``.
     """
@@ -58,8 +63,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
     stride, dilation, pads, (hout, wout) = conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
     if algo == "winograd":
         _winograd.check_geometry((kh, kw), stride, dilation, groups)
+    out_shape = layout_shape(n, hout, wout, cout, layout)
+    if residual is not None:
+        residual = as_float_array(residual, "residual", xh.dtype)
+        if residual.shape != out_shape:
+            raise ValueError(f"expected residual to have the output's shape {out_shape}, got {residual.shape}")
     if out is not None:
-        check_out(out, layout_shape(n, hout, wout, cout, layout), xh.dtype, (x, weight, bias))
+        check_out(out, out_shape, xh.dtype, (x, weight, bias, residual))
+    res = None if residual is None else to_nhwc(residual, layout)
     y = out if (out is not None and layout == "NHWC") else np.empty((n, hout, wout, cout), xh.dtype)
     if algo == "auto":
         algo = choose_algorithm((kh, kw), stride, pads, groups, (hout, wout))
@@ -67,8 +78,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
             problem = _autotune.Problem(x.shape, weight.shape, stride, pads, dilation, groups, xh.dtype.name,
                                         layout, nt)
             algo = _autotune.tuned_algorithm(problem, lambda a: run_conv(
-                xh, w, bias, act, stride, pads, dilation, groups, a, y, nt), algo)
-    run_conv(xh, w, bias, act, stride, pads, dilation, groups, algo, y, nt)
+                xh, w, bias, act, stride, pads, dilation, groups, a, y, nt, res), algo)
+    run_conv(xh, w, bias, act, stride, pads, dilation, groups, algo, y, nt, res)
     if layout == "NHWC":
         return y
     if out is None:
@@ -94,23 +105,55 @@ def choose_algorithm(kernel_size, stride, pads, groups, out_size):
     return "direct"
 
 
-def run_conv(x, w, bias, act, stride, pads, dilation, groups, algo, y, nt):
-    """The convolution into ``y`` on checked NHWC arrays, ``algo`` resolved (what conv2d runs after its
-    checks)."""
+def run_conv(x, w, bias, act, stride, pads, dilation, groups, algo, y, nt, residual=None, prepared=None):
+    """The convolution into ``y`` on checked NHWC arrays (``algo`` resolved): what :func:`conv2d` runs
+    after its checks, and what the prepared layers of :mod:`convkit.nn` call directly.  ``residual``: None
+    or an NHWC array of y's shape.  ``prepared``: None, or weights prepared once for ``algo`` and kept
+    (:func:`prepare_weights`)."""
     if algo == "direct":
-        _conv_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt)
+        _conv_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt, residual, prepared)
     elif algo == "winograd":
-        _winograd.conv2d_winograd(x, _winograd.WinogradWeight(w), bias, act, pads, y, nt)
+        weight = prepared if prepared is not None else _winograd.WinogradWeight(w)
+        _winograd.conv2d_winograd(x, weight, bias, act, pads, y, nt, residual=residual)
     else:
-        _conv_im2col(x, w, bias, act, stride, pads, dilation, groups, y, nt)
+        _conv_im2col(x, w, bias, act, stride, pads, dilation, groups, y, nt, residual)
 
 
-def _conv_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt):
+def _conv_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt, residual=None, packed=None):
     kernel = grouped_direct_kernel(x.shape[3], w.shape[3], groups, x.dtype)
-    if kernel is not None:  # depthwise, or few channels per group: convkit.grouped
-        return kernel(x, w, bias, act, stride, pads, dilation, groups, y, nt)
-    _direct.conv2d_nhwc(x, w, bias, y, groups, stride[0], stride[1], pads[0], pads[2],
-                        dilation[0], dilation[1], *act, nt)
+    if kernel is None:
+        _direct.conv2d_nhwc(x, w, bias, y, groups, stride[0], stride[1], pads[0], pads[2],
+                            dilation[0], dilation[1], *act, nt, residual=residual, packed=packed)
+    elif residual is None:  # depthwise, or few channels per group: convkit.grouped
+        kernel(x, w, bias, act, stride, pads, dilation, groups, y, nt)
+    else:  # no network fuses a residual into these: the add and the activation as a second pass
+        kernel(x, w, bias, _NO_ACTIVATION, stride, pads, dilation, groups, y, nt)
+        _add_residual(y, residual, act, nt)
+
+
+def prepare_weights(w, groups, algo):
+    """What ``run_conv(..., prepared=)`` takes for ``algo``: the general direct kernel's packed blocks, or
+    Winograd's transforms; None where the algorithm has nothing to prepare."""
+    if algo == "direct" and grouped_direct_kernel(w.shape[2] * groups, w.shape[3], groups, w.dtype) is None:
+        return _direct.pack_weights(w, groups)
+    if algo == "winograd":
+        return _winograd.WinogradWeight(w)
+    return None
+
+
+_NO_ACTIVATION = resolve_activation(None)
+
+
+def _add_residual(y, residual, act, nt):
+    """y = act(y + residual) in place, on NHWC arrays."""
+    _epilogue.bias_activation_inplace(_rows(y), None, *act, nt, residual=_rows(residual))
+
+
+def _rows(a):
+    """An NHWC array as its (pixels, channels) matrix (a view)."""
+    return a.reshape(-1, a.shape[3])
+
+
 
 
 def im2col_tile_rows(out_rows, out_width, reduction, itemsize):
@@ -133,12 +176,12 @@ def _is_pointwise(kernel_size, stride, pads):
     return kernel_size == (1, 1) and stride == (1, 1) and not any(pads)
 
 
-def _conv_im2col(x, w, bias, act, stride, pads, dilation, groups, y, nt):
+def _conv_im2col(x, w, bias, act, stride, pads, dilation, groups, y, nt, residual=None):
     """One GEMM per group on convkit's GEMM, bias and activation applied to each tile before its store.
 
     A 1x1 stride-1 convolution in NHWC is already a GEMM: its A panels are packed from the input
     itself.  Otherwise im2col writes the patches straight into the GEMM's A panels
-    (im2col.conv2d_im2col_nhwc): no column matrix.
+    (im2col.conv2d_im2col_nhwc): no column matrix.  ``residual`` (y's shape) is added in the same epilogue.
     """
     n, h, wid, c = x.shape
     kh, kw, cin_g, cout = w.shape
@@ -148,7 +191,8 @@ def _conv_im2col(x, w, bias, act, stride, pads, dilation, groups, y, nt):
         for g in range(groups):
             cols = slice(g * cout_g, (g + 1) * cout_g)
             _gemm.gemm_into(x2d[:, g * cin_g:(g + 1) * cin_g], w2d[:, cols], y2d[:, cols], False,
-                            None if bias is None else bias[cols], None, *act, nt)
+                            None if bias is None else bias[cols],
+                            None if residual is None else _rows(residual)[:, cols], *act, nt)
         return
     _im2col.conv2d_im2col_nhwc(x, w, bias, y, groups, stride[0], stride[1], pads[0], pads[2],
-                               dilation[0], dilation[1], *act, nt)
+                               dilation[0], dilation[1], *act, nt, residual=residual)

@@ -10,7 +10,8 @@
 # -ftrapping-math, which would leave a branch in the loop and stop vectorisation).  exp/expm1 are our own
 # polynomial versions for non-positive arguments (below), so sigmoid, tanh and ELU vectorise too, and no
 # form can overflow for any |v|: sigmoid uses exp(-|v|) <= 1, tanh expm1(-2|v|), ELU expm1(min(v, 0)).
-# NaN propagates through every activation, as in PyTorch.
+# NaN propagates through every activation, as in PyTorch.  ``activate_span_residual`` first adds a residual
+# (ONNX Runtime's fused Conv + Add + activation).
 from cython cimport floating
 from libc.math cimport copysign, copysignf, fabs, fabsf
 
@@ -202,3 +203,14 @@ cdef inline void activate_span(const floating* x, const floating* bias, floating
     elif x != y:
         for i in range(n):
             y[i] = x[i]
+
+
+cdef inline void activate_span_residual(floating* x, const floating* bias, const floating* res, floating* y,
+                                        Py_ssize_t n, int code, floating alpha) noexcept nogil:
+    """y[i] = activate(x[i] + res[i] + bias[i]) for i < n: ``res`` (may be NULL) is added into ``x``
+    (a scratch tile, or ``y`` itself), then :func:`activate_span`."""
+    cdef Py_ssize_t i
+    if res != NULL:
+        for i in range(n):
+            x[i] += res[i]
+    activate_span(x, bias, y, n, code, alpha)

@@ -1,6 +1,7 @@
 """Direct NHWC convolution: no column matrix, register-blocked over output pixels and channels.
 
-Weights are packed once per call (``pack_weights``, one pass) into blocks of ``block_width(dtype)``
+Weights are packed by ``pack_weights`` (one pass; a caller that runs a layer many times, such as a
+network's fused layers, packs once and passes ``packed=``) into blocks of ``block_width(dtype)``
 output channels, zero-padded, laid out (group, block, kh, kw, ci, block): a block's rows are then
 contiguous, where in HWIO they would sit Cout apart (for Cout = 512, 2 KiB: the same few cache sets,
 measured 2-3x slower).  The innermost loop streams one block row and updates a tile of CK_TILE_PIXELS output pixels x one block of accumulators held in vector registers
@@ -16,7 +17,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memset
 
-from activation cimport activate_span
+from activation cimport activate_span_residual
 from microkernel cimport micro_tile
 from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
 
@@ -76,7 +77,8 @@ cdef inline void conv_tile(
 
 
 cdef inline void conv_item(
-    const floating* x, const floating* wp, const floating* bias, const floating* zeros, floating* out, Py_ssize_t n, Py_ssize_t chunk, Py_ssize_t chunk_tiles, Py_ssize_t g, Py_ssize_t b,
+    const floating* x, const floating* wp, const floating* bias, const floating* res, const floating* zeros,
+    floating* out, Py_ssize_t n, Py_ssize_t chunk, Py_ssize_t chunk_tiles, Py_ssize_t g, Py_ssize_t b,
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t G, Py_ssize_t cin_g, Py_ssize_t cout_g,
     Py_ssize_t nblk, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
     Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Hout, Py_ssize_t Wout,
@@ -89,7 +91,7 @@ cdef inline void conv_item(
     cdef Py_ssize_t co0 = g * cout_g + b * B
     cdef Py_ssize_t nco = min(B, cout_g - b * B)
     cdef Py_ssize_t Cout = G * cout_g
-    cdef Py_ssize_t t, p0, r, npix
+    cdef Py_ssize_t t, p0, r, npix, at
     cdef const floating* wblk = wp + (g * nblk + b) * KH * KW * cin_g * B
     for t in range(chunk_tiles):
         p0 = (chunk * chunk_tiles + t) * CK_TILE_PIXELS
@@ -99,18 +101,22 @@ cdef inline void conv_item(
         conv_tile(x, wblk, zeros, acc, n, p0, npix, g * cin_g, H, W, C, cin_g, KH, KW,
                   sh, sw, pt, pl, dh, dw, Wout)
         for r in range(npix):
-            # The epilogue (bias, activation) runs on the tile while it is in registers/L1.
-            activate_span(acc + r * B, bias + co0 if bias != NULL else NULL,
-                          out + (n * P + p0 + r) * Cout + co0, nco, act, alpha)
+            # The epilogue (residual, bias, activation) runs on the tile while it is in registers/L1.
+            at = (n * P + p0 + r) * Cout + co0
+            activate_span_residual(acc + r * B, bias + co0 if bias != NULL else NULL,
+                                   res + at if res != NULL else NULL, out + at, nco, act, alpha)
 
 
 def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, bias,
                 floating[:, :, :, ::1] out, Py_ssize_t groups,
                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
-                Py_ssize_t dh, Py_ssize_t dw, int act, double alpha, int num_threads):
-    """out (N, Hout, Wout, Cout) = act(conv(x (N, H, W, C), w (KH, KW, C/groups, Cout)) + bias).
+                Py_ssize_t dh, Py_ssize_t dw, int act, double alpha, int num_threads,
+                residual=None, packed=None):
+    """out (N, Hout, Wout, Cout) = act(conv(x (N, H, W, C), w (KH, KW, C/groups, Cout)) + bias + residual).
 
     ``act``/``alpha``: the activation code and parameter from convkit.activations.resolve_activation.
+    ``residual``: None or a C-contiguous array of out's shape, not overlapping it.  ``packed``: None, or
+    ``pack_weights(w, groups)`` computed earlier (then only w's shape is read).
     """
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t KH = w.shape[0], KW = w.shape[1], cin_g = w.shape[2], Cout = w.shape[3]
@@ -130,13 +136,24 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, 
     if bias is not None:
         bias_view = bias
         bp = &bias_view[0]
+    cdef const floating[:, :, :, ::1] res_view
+    cdef const floating* rp = NULL
+    if residual is not None:
+        if residual.shape != (N, Hout, Wout, Cout):
+            raise ValueError(f"expected residual to have shape {(N, Hout, Wout, Cout)}, got {residual.shape}")
+        res_view = residual
+        rp = &res_view[0, 0, 0, 0]
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
-    cdef const floating[:, :, :, :, :, ::1] packed = pack_weights(np.asarray(w), G)
-    cdef const floating* wp = &packed[0, 0, 0, 0, 0, 0] if packed.size > 0 else &zeros[0]
+    if packed is None:
+        packed = pack_weights(np.asarray(w), G)
+    elif packed.shape != (G, nblk, KH, KW, cin_g, B):
+        raise ValueError(f"expected packed weights of shape {(G, nblk, KH, KW, cin_g, B)}, got {packed.shape}")
+    cdef const floating[:, :, :, :, :, ::1] wpk = packed
+    cdef const floating* wp = &wpk[0, 0, 0, 0, 0, 0] if wpk.size > 0 else &zeros[0]
     with nogil:
         # item = ((n * nchunks + chunk) * G + g) * nblk + b
         for item in prange(N * nchunks * blocks, num_threads=num_threads, schedule="static"):
-            conv_item(xp, wp, bp, &zeros[0], &out[0, 0, 0, 0],
+            conv_item(xp, wp, bp, rp, &zeros[0], &out[0, 0, 0, 0],
                       item // (nchunks * blocks), (item // blocks) % nchunks, chunk_tiles,
                       (item % blocks) // nblk, item % nblk,
                       H, W, C, G, cin_g, cout_g, nblk, KH, KW, sh, sw, pt, pl, dh, dw, Hout, Wout,

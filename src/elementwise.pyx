@@ -8,7 +8,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from activation cimport (ACT_ELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SIGMOID,
-                         ACT_TANH, activate_span)
+                         ACT_TANH, activate_span, activate_span_residual)
 
 cdef enum:
     CHUNK = 16384
@@ -37,11 +37,13 @@ def activation(const floating[::1] x, floating[::1] y, int code, double alpha, i
             activate_span(xp + start, NULL, yp + start, min(<Py_ssize_t>CHUNK, n - start), code, a)
 
 
-def bias_activation_inplace(floating[:, ::1] y, bias, int code, double alpha, int num_threads):
-    """y[r, c] = act(y[r, c] + bias[c]) in one pass over a C-contiguous (rows, channels) array.
+def bias_activation_inplace(floating[:, ::1] y, bias, int code, double alpha, int num_threads,
+                            residual=None):
+    """y[r, c] = act(y[r, c] + residual[r, c] + bias[c]) in one pass over a C-contiguous (rows, channels) array.
 
-    ``bias`` is None or a C-contiguous (channels,) array of y's dtype; ``code``/``alpha`` as returned
-    by ``convkit.activations.resolve_activation``.  Rows are processed in chunks of about ``CHUNK``
+    ``bias`` is None or a C-contiguous (channels,) array of y's dtype; ``residual`` None or a
+    C-contiguous array of y's shape and dtype; ``code``/``alpha`` as returned by
+    ``convkit.activations.resolve_activation``.  Rows are processed in chunks of about ``CHUNK``
     elements, each row while it is in cache.
     """
     cdef Py_ssize_t R = y.shape[0], C = y.shape[1], k, r, r0, r1
@@ -53,7 +55,15 @@ def bias_activation_inplace(floating[:, ::1] y, bias, int code, double alpha, in
         if bias_view.shape[0] != C:
             raise ValueError(f"expected bias to have shape ({C},), got ({bias_view.shape[0]},)")
         bp = &bias_view[0]
-    if R * C == 0 or (bp == NULL and code == ACT_NONE):
+    cdef const floating[:, ::1] res_view
+    cdef const floating* rp = NULL
+    if residual is not None:
+        res_view = residual
+        if res_view.shape[0] != R or res_view.shape[1] != C:
+            raise ValueError(f"expected residual to have shape ({R}, {C}), "
+                             f"got ({res_view.shape[0]}, {res_view.shape[1]})")
+        rp = &res_view[0, 0] if R * C > 0 else NULL
+    if R * C == 0 or (bp == NULL and rp == NULL and code == ACT_NONE):
         return
     cdef Py_ssize_t rows_per_chunk = max(1, CHUNK // C)
     cdef Py_ssize_t nchunks = (R + rows_per_chunk - 1) // rows_per_chunk
@@ -63,4 +73,5 @@ def bias_activation_inplace(floating[:, ::1] y, bias, int code, double alpha, in
             r0 = k * rows_per_chunk
             r1 = min(r0 + rows_per_chunk, R)
             for r in range(r0, r1):
-                activate_span(yp + r * C, bp, yp + r * C, C, code, a)
+                activate_span_residual(yp + r * C, bp, rp + r * C if rp != NULL else NULL, yp + r * C,
+                                       C, code, a)

@@ -4,7 +4,7 @@ import numpy as np
 from .._validation import pair
 from .activation import ReLU, activation_layer
 from .container import Sequential, backward_in_reverse, forward_in_order
-from .conv import Conv2d
+from .conv import Conv2d, _BoundConv2d
 from .fusion import fused_conv
 from .init import generator
 from .module import Module
@@ -44,7 +44,8 @@ class DepthwiseSeparable(Sequential):
 class InvertedResidual(Module):
     """MobileNetV2's block (torchvision's ``InvertedResidual``): a 1x1 expansion by ``expand_ratio``
     (omitted when 1) with ReLU6, a depthwise 3x3 with ReLU6, a linear 1x1 projection with batch norm, and
-    the input added back when the stride is 1 and the channels match.  Layers live in ``conv``."""
+    the input added back when the stride is 1 and the channels match.  Layers live in ``conv``.  In
+    evaluation mode the add runs in the epilogue of the projection (``conv2d(..., residual=x)``)."""
 
     def __init__(self, inp, oup, stride, expand_ratio, *, layout="NHWC", dtype=np.float32, rng=0):
         super().__init__(layout)
@@ -62,10 +63,20 @@ class InvertedResidual(Module):
         self.conv = Sequential(*layers)
 
     def _forward(self, x):
-        self._save()
-        y = self.conv._forward(x)
-        if self.use_res_connect:
-            y += x
+        if self.training or not self.use_res_connect:
+            self._save()
+            y = self.conv._forward(x)
+            if self.use_res_connect:
+                y += x
+            return y
+        *steps, last = self.conv._plan()
+        y = x
+        for step in steps:
+            y = step(y)
+        if isinstance(last, _BoundConv2d):
+            return last(y, residual=x)
+        y = last(y)
+        y += x
         return y
 
     def _backward(self, grad, input_grad):
@@ -80,7 +91,8 @@ class InvertedResidual(Module):
 class BasicBlock(Module):
     """ResNet-18/34's block (torchvision's ``BasicBlock``): conv3x3-BN-ReLU, conv3x3-BN, plus the
     shortcut, then ReLU.  The shortcut is the input, or ``downsample`` (1x1 conv with the stride, then BN)
-    when the stride is not 1 or the channels change, as torchvision's ``_make_layer`` builds it."""
+    when the stride is not 1 or the channels change, as torchvision's ``_make_layer`` builds it.  In
+    evaluation mode the shortcut's add and the last ReLU run in the epilogue of ``conv2``."""
 
     expansion = 1
 
@@ -101,13 +113,12 @@ class BasicBlock(Module):
 
     def _forward(self, x):
         identity = x if self.downsample is None else self.downsample._forward(x)
-        if self.training:
-            self._save()
-            out = forward_in_order(self._main_path(), x)
-        else:
+        if not self.training:
             conv1, conv2 = self._cached("plan", lambda: (fused_conv(self.conv1, self.bn1, self.relu),
-                                                         fused_conv(self.conv2, self.bn2)))
-            out = conv2(conv1(x))
+                                                         fused_conv(self.conv2, self.bn2, self.relu)))
+            return conv2(conv1(x), residual=identity)
+        self._save()
+        out = forward_in_order(self._main_path(), x)
         out += identity
         return self.relu._forward(out, out)  # in training the ReLU keeps ``out`` and writes a new array
 

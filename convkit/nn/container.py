@@ -54,11 +54,15 @@ class Sequential(Module):
             return Sequential(*list(self)[index])
         return list(self)[index]
 
+    def _plan(self):
+        """The steps :meth:`_forward` runs (:func:`convkit.nn.fusion.fusion_plan`), built once per version."""
+        return self._cached("plan", lambda: fusion_plan(list(self)))
+
     def _forward(self, x):
         if self.training:
             self._save()
             return forward_in_order(self, x)
-        for step in self._cached("plan", lambda: fusion_plan(list(self))):
+        for step in self._plan():
             x = step(x)
         return x
 

@@ -4,11 +4,14 @@ import numpy as np
 from .. import grad as G
 from .._layout import hwio_to_oihw, oihw_to_hwio
 from .._validation import check_choice, conv_geometry, int_arg, pair
-from ..conv import ALGORITHMS, conv2d
+from .._threads import resolve_num_threads
+from ..activations import resolve_activation
+from ..autotune import autotune_enabled
+from ..conv import ALGORITHMS, choose_algorithm, conv2d, prepare_weights, run_conv
 from ..counts import conv_macs, conv_transpose_macs, deform_conv_macs
 from ..conv_transpose import conv_transpose2d, transposed_output_size
 from ..deform import deform_conv2d
-from ..winograd import WinogradWeight, check_geometry, conv2d_transformed
+from ..winograd import check_geometry
 from .init import float_dtype, generator, kaiming_uniform
 from .module import Module
 
@@ -162,20 +165,55 @@ def use_algorithm(module, algo):
 
 
 class _BoundConv2d:
-    """A Conv2d with fixed weights; with ``algo="winograd"`` the transforms are built on the first call."""
+    """A Conv2d with fixed weights, ``act(conv(x) + bias + residual)`` on NHWC arrays, prepared as an
+    inference engine prepares a graph: the weights are prepared for the algorithm once (the direct
+    kernel's packed blocks, Winograd's transforms), and the algorithm and geometry resolved once per
+    input shape and thread count.
+
+    A C-contiguous input of the layer's dtype and channels (as the layers before produce) and a residual
+    of the output's shape go straight to the kernels; anything else goes through :func:`convkit.conv2d`
+    and its checks, and so does ``algo="auto"`` while :func:`convkit.set_autotune` is on (the measured
+    choice is conv2d's).
+    """
 
     def __init__(self, conv, weight, bias, activation):
         self.conv, self.weight, self.bias, self.activation = conv, weight, bias, activation
-        self._winograd = None
+        self._act = resolve_activation(activation)
+        self._plans = {}       # (input shape, threads) -> (output shape, stride, pads, dilation, algo, prepared)
+        self._prepared = {}    # algo -> conv.prepare_weights(weight, groups, algo)
 
-    def __call__(self, x):
+    def __call__(self, x, residual=None):
+        nt = resolve_num_threads(None)
+        plan = self._plan(x, nt) if self._fits(x) else None
+        if plan is None or (residual is not None and not (self._fits(residual) and residual.shape == plan[0])):
+            c = self.conv   # anything unusual: conv2d checks it (and copies what must be copied)
+            return conv2d(x, self.weight, self.bias, c.stride, c.padding, c.dilation, c.groups, algo=c.algo,
+                          activation=self.activation, residual=residual, num_threads=nt)
+        out_shape, stride, pads, dilation, algo, prepared = plan
+        y = np.empty(out_shape, self.weight.dtype)
+        run_conv(x, self.weight, self.bias, self._act, stride, pads, dilation, self.conv.groups, algo, y,
+                 nt, residual, prepared)
+        return y
+
+    def _fits(self, a):
+        return type(a) is np.ndarray and a.dtype == self.weight.dtype and a.flags.c_contiguous
+
+    def _plan(self, x, nt):
+        """The plan for NHWC input ``x`` of the layer's dtype (None if its channels do not match)."""
         c = self.conv
-        if c.algo == "winograd":
-            if self._winograd is None:
-                self._winograd = WinogradWeight(self.weight)
-            return conv2d_transformed(x, self._winograd, self.bias, c.padding, activation=self.activation)
-        return conv2d(x, self.weight, self.bias, c.stride, c.padding, c.dilation, c.groups, algo=c.algo,
-                      activation=self.activation)
+        if c.algo == "auto" and autotune_enabled():
+            return None
+        plan = self._plans.get((x.shape, nt))
+        if plan is None and x.ndim == 4 and x.shape[3] == c.in_channels:
+            stride, dilation, pads, out_size = conv_geometry(x.shape[1:3], c.kernel_size, c.stride,
+                                                             c.padding, c.dilation)
+            algo = c.algo if c.algo != "auto" else choose_algorithm(c.kernel_size, stride, pads, c.groups,
+                                                                    out_size)
+            if algo not in self._prepared:
+                self._prepared[algo] = prepare_weights(self.weight, c.groups, algo)
+            plan = self._plans[x.shape, nt] = ((x.shape[0], *out_size, c.out_channels), stride, pads,
+                                               dilation, algo, self._prepared[algo])
+        return plan
 
 
 class ConvTranspose2d(_ConvNd):

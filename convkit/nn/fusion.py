@@ -2,8 +2,9 @@
 
 Batch norm is folded into the convolution's weight and bias (:func:`convkit.fold_batch_norm`) and the
 activation applied in the convolution's epilogue (``conv2d(..., activation=)``), so a conv-BN-ReLU
-triple reads and writes its activations once.  Containers build their fused steps once and rebuild them
-when parameters are assigned or loaded (not when arrays are modified in place).
+triple reads and writes its activations once; a block's shortcut is added in the same epilogue (the
+steps take ``residual=``).  Containers build their fused steps once and rebuild them when parameters are
+assigned or loaded (not when arrays are modified in place).
 """
 from ..normalization import fold_batch_norm
 from .activation import _Activation
@@ -12,7 +13,8 @@ from .norm import BatchNorm2d
 
 
 def fused_conv(conv, bn=None, act=None):
-    """A callable on NHWC arrays computing ``act(bn(conv(x)))`` as one convolution."""
+    """A callable on NHWC arrays computing ``act(bn(conv(x)) + residual)`` as one convolution
+    (``residual`` an optional keyword argument)."""
     weight, bias = conv.nhwc_weight(), conv.bias
     if bn is not None:
         weight, bias = fold_batch_norm(weight, bias, bn.running_mean, bn.running_var, bn.weight, bn.bias,
