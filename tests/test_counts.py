@@ -129,3 +129,29 @@ def test_int_and_pair_sizes_agree():
 def test_bad_arguments(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+# Worked by hand from the seed's formulas (P = (c1/g)(c2/g) K_H K_W g; # = H W (c2/g) h_l w_l (c1/g) g),
+# written as literal numbers so that a wrong formula in convkit.counts cannot agree with itself.
+WORKED = [
+    # c1, c2, kernel, groups, output, params, MACs
+    (3, 64, 7, 1, 112, 9_408, 118_013_952),          # ResNet stem: 3*64*49; 112*112*64*49*3
+    (64, 64, 3, 1, 56, 36_864, 115_605_504),          # 64*64*9; 56*56*64*9*64
+    (128, 128, 3, 32, 56, 4_608, 14_450_688),         # 4*4*9*32; 56*56*4*9*4*32
+    (32, 32, 3, 32, 112, 288, 3_612_672),             # depthwise: 1*1*9*32; 112*112*1*9*1*32
+    (6, 9, (5, 3), 3, (7, 10), 270, 18_900),          # 2*3*15*3; 70*3*15*2*3
+]
+
+
+@pytest.mark.parametrize("c1, c2, k, g, out, params, macs", WORKED)
+def test_counts_against_worked_numbers(c1, c2, k, g, out, params, macs):
+    assert convkit.conv_params(c1, c2, k, g) == params
+    assert convkit.conv_params(c1, c2, k, g, bias=True) == params + c2
+    assert convkit.conv_macs(c1, c2, k, out, g) == macs
+
+
+def test_resnet18_against_torchvision_figures():
+    """torchvision's resnet18: 11,689,512 parameters and 1.814 GMACs at 224x224 (its model card)."""
+    net = convkit.models.resnet18()
+    assert net.num_params() == 11_689_512
+    assert net.macs((1, 224, 224, 3)) == 1_814_073_344

@@ -193,11 +193,12 @@ def test_geometry_beyond_64_bits_raises(call):
 # --- thread counts ------------------------------------------------------------------------------------
 
 F32 = np.float32
+COLS = np.random.default_rng(3).standard_normal((9, 8)).astype(F32)
 WITH_THREADS = {
     "conv2d": lambda nt: convkit.conv2d(SMALL, W3, num_threads=nt),
     "conv_transpose2d": lambda nt: convkit.conv_transpose2d(SMALL, W3, num_threads=nt),
     "im2col": lambda nt: convkit.im2col(SMALL, 2, num_threads=nt),
-    "col2im": lambda nt: convkit.col2im(np.zeros((9, 8), F32), (4, 4), 2, num_threads=nt),
+    "col2im": lambda nt: convkit.col2im(COLS, (4, 4), 2, num_threads=nt),
     "deform_conv2d": lambda nt: convkit.deform_conv2d(SMALL, np.zeros((1, 2, 2, 18), F32), W3, num_threads=nt),
     "bilinear_sample": lambda nt: convkit.bilinear_sample(SMALL, np.zeros((1, 3, 2), F32), num_threads=nt),
     **{name: (lambda nt, name=name: getattr(convkit, name)(SMALL, num_threads=nt))
@@ -205,7 +206,7 @@ WITH_THREADS = {
     "batch_norm": lambda nt: convkit.batch_norm(SMALL, *BN, num_threads=nt),
     "max_pool2d": lambda nt: convkit.max_pool2d(SMALL, 2, num_threads=nt),
     "avg_pool2d": lambda nt: convkit.avg_pool2d(SMALL, 2, num_threads=nt),
-    "linear": lambda nt: convkit.linear(np.zeros((3, 2), F32), np.zeros((4, 2), F32), num_threads=nt),
+    "linear": lambda nt: convkit.linear(SMALL.reshape(8, 4), W3.reshape(9, 4), W3.reshape(-1)[:9], num_threads=nt),
     **{name: (lambda nt, name=name: getattr(convkit, name)(np.ones((3, 4), F32), num_threads=nt))
        for name in ("softmax", "log_softmax")},
     "cross_entropy": lambda nt: convkit.cross_entropy(np.ones((3, 4), F32), np.arange(3), num_threads=nt),
@@ -239,6 +240,7 @@ def test_thread_counts_in_range_work(name):
     """Any count in range works and gives the same result up to rounding (the fuzz tests check this on
     random geometry for the convolutions)."""
     results = [WITH_THREADS[name](nt) for nt in (1, 2, 7)]
+    assert np.any(results[0])   # random non-zero inputs: a wrong thread split would show
     for r in results[1:]:
         np.testing.assert_allclose(r, results[0], rtol=1e-6, atol=1e-6)
 
