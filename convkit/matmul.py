@@ -41,12 +41,11 @@ def matmul(a, b, *, out=None, num_threads=None):
         out = np.empty((m, n), dtype=a.dtype)   # MemoryError here for a result that cannot exist
     else:
         check_out(out, (m, n), a.dtype, (a, b))
-    _gemm.gemm_into(_element_strided(a), _element_strided(b), out, num_threads=nt)
+    _gemm.gemm_into(_aligned(a), _aligned(b), out, num_threads=nt)
     return out
 
 
-def _element_strided(array):
-    """``array``, or a C-contiguous copy where a stride is not a whole number of elements."""
-    if any(s % array.itemsize for s in array.strides):
-        return np.ascontiguousarray(array)
-    return array
+def _aligned(array):
+    """``array``, or a C-contiguous copy where its data or a stride is not aligned to its elements (the
+    kernel reads whole elements through typed pointers: a misaligned one is undefined behaviour)."""
+    return array if array.flags.aligned else np.array(array, order="C")
