@@ -1,6 +1,8 @@
 """Compare two ``python -m convkit bench --json`` runs case by case (e.g. 1 thread against 2).
 
-    python bench/compare.py bench/results-1thread.json bench/results-2threads.json
+    python -m convkit bench --quick --only conv2d --threads 1 --json one.json
+    python -m convkit bench --quick --only conv2d --threads 2 --json two.json
+    python bench/compare.py one.json two.json
 
 Prints, for every case and convkit algorithm present in both, the first run's median time over the
 second's: how many times faster the second run is.

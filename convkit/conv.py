@@ -15,11 +15,6 @@ from ._validation import as_float_array, check_out, conv_geometry
 
 ALGORITHMS = ("auto", "direct", "im2col", "winograd")
 
-#: Bytes of column matrix the im2col path materialises at once.  Output rows are processed in tiles of
-#: as many rows as fit (at least one), so the workspace is bounded whatever the batch or image size,
-#: while each GEMM still has hundreds of rows (e.g. 1,800 for a 3x3x128 layer in float32).
-IM2COL_WORKSPACE_BYTES = 8 << 20
-
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, layout="NHWC",
            algo="auto", activation=None, residual=None, num_threads=None, out=None):
@@ -152,14 +147,6 @@ def _add_residual(y, residual, act, nt):
 def _rows(a):
     """An NHWC array as its (pixels, channels) matrix (a view)."""
     return a.reshape(-1, a.shape[3])
-
-
-
-
-def im2col_tile_rows(out_rows, out_width, reduction, itemsize):
-    """Output rows (over batch x height) per im2col tile under IM2COL_WORKSPACE_BYTES."""
-    per_row = max(out_width * reduction * itemsize, 1)
-    return max(1, min(out_rows, IM2COL_WORKSPACE_BYTES // per_row))
 
 
 def im2col_workspace_bytes(x_shape, weight_hwio_shape, stride, pads, dilation, groups, out_hw, itemsize,

@@ -9,10 +9,13 @@ from ._conv_args import conv_prologue
 from ._layout import from_nhwc, layout_shape, to_nhwc
 from ._threads import resolve_num_threads
 from ._validation import as_float_array, check_layout, check_ndim, conv_geometry
-from .conv import im2col_tile_rows
 
 ALGORITHMS = ("auto", "direct", "im2col")
 
+#: Bytes of column matrix ``algo="im2col"`` materialises at once.  Output rows are processed in tiles of
+#: as many rows as fit (at least one), so the workspace is bounded whatever the batch or image size,
+#: while each GEMM still has hundreds of rows (e.g. 1,800 for a 3x3x128 layer in float32).
+IM2COL_WORKSPACE_BYTES = 8 << 20
 #: Bytes of each thread's column buffer in ``algo="direct"``: whole output rows of columns while they
 #: fit (66 pixels, 64 rounded up to the register tile, of a 3x3x64 float32 layer: 148.5 KiB), so the
 #: buffer stays in a core's L2.
@@ -155,6 +158,12 @@ def direct_chunk(out_width, column_length, itemsize):
     while they fit DIRECT_TILE_BYTES (``column_length`` = KH*KW*C values per pixel)."""
     tiles = max(DIRECT_TILE_BYTES // max(column_length * itemsize, 1) // _PIXELS, 1)
     return min(-(-out_width // _PIXELS), tiles) * _PIXELS
+
+
+def im2col_tile_rows(out_rows, out_width, reduction, itemsize):
+    """Output rows (over batch x height) per im2col tile under IM2COL_WORKSPACE_BYTES."""
+    per_row = max(out_width * reduction * itemsize, 1)
+    return max(1, min(out_rows, IM2COL_WORKSPACE_BYTES // per_row))
 
 
 def workspace_bytes(algo, x_shape, weight_hwio_shape, out_hw, itemsize, num_threads):

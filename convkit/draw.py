@@ -251,15 +251,19 @@ def make_parser():
     return parser
 
 
-def main(argv=None):
-    parser = make_parser()
-    args = parser.parse_args(argv)
+def _require_matplotlib():
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         sys.exit("python -m convkit draw needs matplotlib: pip install 'convkit[draw]'")
+
+
+def main(argv=None):
+    parser = make_parser()
+    args = parser.parse_args(argv)
     png = args.output or f"{args.kind}.png"
     if args.kind == "im2col":
+        _require_matplotlib()
         draw_im2col(png)
         print(f"wrote {png}")
         return [png]
@@ -276,6 +280,7 @@ def main(argv=None):
                                           args.output_padding)
     except ValueError as exc:
         parser.exit(2, f"python -m convkit draw: error: {exc}\n")
+    _require_matplotlib()           # after the geometry: a wrong argument is reported with or without it
     gif = None
     if not args.no_gif:
         try:

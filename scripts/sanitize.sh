@@ -27,13 +27,11 @@ fi
 # The test suite: every kernel, the fuzzed edge cases (profile "sanitize"), the memory, out= and
 # input-safety tests, the networks.  PyTorch is not installed in this venv, so its cross-checks skip.
 # Left out: tests that run no kernel code of their own (README blocks in subprocesses, the bench harness,
-# the pictures, which need matplotlib, absent here: their bad-geometry tests assume it is installed,
 # the README tables, CI's strictness hook) and whole-network training steps (their kernels are covered by
 # tests/test_grad_numeric.py), which would take most of CI's time under ASan at -O0.
 SANITIZE_TESTS=(tests --ignore=tests/test_readme_code.py --ignore=tests/test_bench_harness.py
                 --ignore=tests/test_readme_tables.py --ignore=tests/test_ci_strict.py
-                --ignore=tests/test_train.py --ignore=tests/test_train_digits.py
-                --ignore=tests/test_draw.py)
+                --ignore=tests/test_train.py --ignore=tests/test_train_digits.py)
 
 start=$SECONDS
 echo "== sanitize: fresh venv in $WORK"

@@ -196,7 +196,7 @@ def test_bilinear_sample_at_pixel_centres_reads_pixels():
 @pytest.mark.parametrize("algo", ["direct", "im2col"])
 def test_small_tiles(monkeypatch, algo):
     """Several im2col tiles and several direct chunks per row give the same result."""
-    monkeypatch.setattr(convkit.conv, "IM2COL_WORKSPACE_BYTES", 1000)
+    monkeypatch.setattr(convkit.deform, "IM2COL_WORKSPACE_BYTES", 1000)
     monkeypatch.setattr(convkit.deform, "DIRECT_TILE_BYTES", 1000)
     index = 9  # 1x1 over 3 x 20 pixels, 3 offset groups
     assert_close(_call(CASES[index], _inputs(CASES[index], np.float64, True), algo=algo),

@@ -130,3 +130,11 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     with pytest.raises(SystemExit) as exc:
         draw.main(["conv", "-o", "unused.png"])
     assert "pip install 'convkit[draw]'" in str(exc.value.code)
+
+
+def test_bad_geometry_is_reported_without_matplotlib(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(SystemExit) as exc:
+        draw.main(["conv", "--stride", "0", "-o", "unused.png"])
+    assert exc.value.code == 2
+    assert "stride" in capsys.readouterr().err
