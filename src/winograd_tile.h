@@ -15,13 +15,8 @@
 #include <string.h>
 #include "microkernel.h"
 
-#ifdef CK_NR_F32            /* simd.h's tile width */
-#  define CK_WINO_LANES_F32 CK_NR_F32
-#  define CK_WINO_LANES_F64 CK_NR_F64
-#else                       /* microkernel.h's fixed 6 x (two 256-bit vectors) tile */
-#  define CK_WINO_LANES_F32 16
-#  define CK_WINO_LANES_F64 8
-#endif
+#define CK_WINO_LANES_F32 CK_NR_F32      /* simd.h's tile width */
+#define CK_WINO_LANES_F64 CK_NR_F64
 
 #define CK_WINO_MAX_A 6
 
