@@ -29,6 +29,15 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, eps=1e-5, *
     Statistics are accumulated in float64 (two passes: mean, then squared deviations), for both dtypes.
     Returns a new C-contiguous array in ``layout``.
     """
+    return batch_norm_with_statistics(x, running_mean, running_var, weight, bias, eps, training=training,
+                                      momentum=momentum, layout=layout, num_threads=num_threads)[0]
+
+
+def batch_norm_with_statistics(x, running_mean, running_var, weight=None, bias=None, eps=1e-5, *,
+                               training=False, momentum=0.1, layout="NHWC", num_threads=None):
+    """:func:`batch_norm`, also returning the float64 per-channel ``(mean, var)`` it normalised with
+    (the batch's biased ones in training): ``(y, mean, var)``.  A training step passes them to
+    ``convkit.grad.batch_norm(..., statistics=(mean, var))`` instead of recomputing them from x."""
     check_layout(layout)
     x = as_float_array(x, "x")
     check_ndim(x, 4, "x", f"({', '.join(layout)})")
@@ -62,7 +71,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, eps=1e-5, *
     else:
         planes = (x.shape[0], channels, x.shape[2] * x.shape[3])   # (not -1: batch 0 is allowed)
         _bn.affine_channels_first(x.reshape(planes), scale, shift, y.reshape(planes), nt)
-    return y
+    return y, mean, var
 
 
 def fold_batch_norm(conv_weight, conv_bias, running_mean, running_var, weight, bias, eps=1e-5, *,

@@ -179,3 +179,28 @@ def test_weight_gradient_of_an_empty_image_seen_through_padding_is_zero():
     go = np.ones((2, 2, 2, 4), np.float32)              # a 1x1 kernel over padding 1: a 2x2 output
     assert np.array_equal(grad.conv2d_weight(x, (1, 1, 3, 4), go, padding=1), np.zeros((1, 1, 3, 4), np.float32))
     assert grad.conv2d_input(x.shape, np.ones((1, 1, 3, 4), np.float32), go, padding=1).shape == x.shape
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_batch_norm_gradient_with_forward_statistics(layout, rng):
+    """The forward's (mean, var) passed as ``statistics`` give the gradient the recomputation gives,
+    checked against a float64 reference of PyTorch's formula."""
+    from convkit.normalization import batch_norm_with_statistics
+    x = in_layout(3 + 2 * rng.standard_normal((3, 4, 5, 6)), layout)
+    weight, go = rng.standard_normal(6), in_layout(rng.standard_normal((3, 4, 5, 6)), layout)
+    y, mean, var = batch_norm_with_statistics(x, None, None, weight, None, 1e-3, training=True, layout=layout)
+    axes = (0, 1, 2) if layout == "NHWC" else (0, 2, 3)
+    assert np.allclose(mean, x.mean(axis=axes)) and np.allclose(var, x.var(axis=axes))
+    shape = (1, 1, 1, 6) if layout == "NHWC" else (1, 6, 1, 1)
+    xhat = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + 1e-3)
+    gb, gw = go.sum(axis=axes), (go * xhat).sum(axis=axes)
+    m = x.size // 6
+    gx_ref = (weight / np.sqrt(var + 1e-3)).reshape(shape) * (go - gb.reshape(shape) / m
+                                                             - xhat * gw.reshape(shape) / m)
+    for statistics in (None, (mean, var)):
+        gx, gw_k, gb_k = grad.batch_norm(go, x, weight, 1e-3, statistics=statistics, layout=layout)
+        np.testing.assert_allclose(gx, gx_ref, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(gw_k, gw, rtol=1e-10)
+        np.testing.assert_allclose(gb_k, gb, rtol=1e-10)
+    with pytest.raises(ValueError, match=r"statistics' var of shape \(6,\), got \(5,\)"):
+        grad.batch_norm(go, x, weight, statistics=(mean, var[:5]), layout=layout)

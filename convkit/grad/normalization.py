@@ -8,13 +8,17 @@ from ..normalization import _batch_statistics, _channel_vector
 from ._checks import as_grad_output
 
 
-def batch_norm(grad_output, x, weight=None, eps=1e-5, *, layout="NHWC", num_threads=None):
+def batch_norm(grad_output, x, weight=None, eps=1e-5, *, statistics=None, layout="NHWC", num_threads=None):
     """Gradients of ``batch_norm(x, ..., weight, bias, eps, training=True)``.
 
     Returns ``(grad_x, grad_weight, grad_bias)`` as PyTorch computes them: with ``xhat`` the
     normalised input and M values per channel, ``grad_bias = sum(g)``, ``grad_weight = sum(g * xhat)``,
     ``grad_x = weight / std * (g - grad_bias / M - xhat * grad_weight / M)``, sums over (N, H, W)
     accumulated in float64.  ``weight`` None means 1 (grad_weight is still returned).
+
+    ``statistics``: the forward's batch ``(mean, var)`` (per channel, biased variance, as
+    :func:`convkit.normalization.batch_norm_with_statistics` returns them), which spares the two passes over x that
+    recompute them (PyTorch's backward likewise takes the forward's saved mean and inverse std).
     """
     check_layout(layout)
     x = as_float_array(x, "x")
@@ -24,7 +28,10 @@ def batch_norm(grad_output, x, weight=None, eps=1e-5, *, layout="NHWC", num_thre
     weight = _channel_vector(weight, "weight", channels, x.dtype)
     g = as_grad_output(grad_output, x.shape, x.dtype)
     nt = resolve_num_threads(num_threads)
-    mean, var = _batch_statistics(x, layout, channels, nt)
+    if statistics is None:
+        mean, var = _batch_statistics(x, layout, channels, nt)
+    else:
+        mean, var = (_statistic(v, name, channels) for v, name in zip(statistics, ("mean", "var")))
     count = x.size // max(channels, 1)
     sums = np.empty((2, channels))
     if layout == "NHWC":
@@ -46,3 +53,10 @@ def batch_norm(grad_output, x, weight=None, eps=1e-5, *, layout="NHWC", num_thre
     else:
         _bng.affine2_channels_first(g.reshape(planes), x.reshape(planes), a, b, d, dx.reshape(planes), nt)
     return dx, grad_weight.astype(x.dtype), grad_bias.astype(x.dtype)
+
+
+def _statistic(value, name, channels):
+    value = np.asarray(value, dtype=np.float64)
+    if value.shape != (channels,):
+        raise ValueError(f"expected statistics' {name} of shape ({channels},), got {value.shape}")
+    return value

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import grad as G
-from ..normalization import batch_norm
+from ..normalization import batch_norm_with_statistics
 from .._validation import int_arg
 from .init import float_dtype
 from .module import Module, _bump_version
@@ -39,17 +39,18 @@ class BatchNorm2d(Module):
         return self.running_mean.dtype
 
     def _forward(self, x):
-        y = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps,
-                       training=self.training, momentum=self.momentum)
+        y, mean, var = batch_norm_with_statistics(x, self.running_mean, self.running_var, self.weight,
+                                                  self.bias, self.eps, training=self.training,
+                                                  momentum=self.momentum)
         if self.training:
-            self._save(x)
+            self._save(x, (mean, var))
             self.num_batches_tracked += 1
             _bump_version()  # the running statistics changed: folded copies are stale
         return y
 
     def _backward(self, grad, input_grad):
-        x, = self._saved()
-        gx, gw, gb = G.batch_norm(grad, x, self.weight, self.eps)
+        x, statistics = self._saved()
+        gx, gw, gb = G.batch_norm(grad, x, self.weight, self.eps, statistics=statistics)
         if self.weight is not None:
             self.weight.accumulate_grad(gw)
             self.bias.accumulate_grad(gb)
