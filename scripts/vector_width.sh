@@ -23,7 +23,7 @@ args=("$@")
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 tar -C "$ROOT" --exclude='__pycache__' --exclude='*.so' --exclude='src/*.c' \
-    --exclude='convkit/_build_config.py' -cf - setup.py pyproject.toml README.md src convkit tests \
+    --exclude='convkit/_build_config.py' -cf - setup.py pyproject.toml README.md src convkit tests bench scripts \
     | tar -C "$WORK" -xf -
 start=$SECONDS
 (cd "$WORK" && CONVKIT_VECTOR_BITS="$BITS" python setup.py --quiet build_ext --inplace -j 2 \
