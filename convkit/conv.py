@@ -48,13 +48,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
     out : ndarray, optional
         C-contiguous output of the right shape and dtype, not overlapping the inputs (``residual`` too).
 
-    Returns the C-contiguous output, ``(N, Hout, Wout, Cout)`` or ``(N, Cout, Hout, Wout)``.
+    Returns the C-contiguous output, ``(N, Hout, Wout, Cout)`` or ``(N, Cout, Hout, Wout)``.  As in
+    PyTorch, an empty batch gives an empty result, and an input without channels an empty result without
+    channels (``Cout`` = 0); both may have an empty image (H or W = 0) when the padding makes the output
+    non-empty.
     """
     act = resolve_activation(activation)
     xh, w, bias, groups, nt = conv_prologue(x, weight, bias, groups, layout=layout, algo=algo,
                                             algorithms=ALGORITHMS, num_threads=num_threads)
     n, h, wid, c = xh.shape
     kh, kw, cin_g, cout = w.shape
+    if c == 0:
+        cout = 0    # PyTorch's result for an input without channels: (N, 0, Hout, Wout)
     stride, dilation, pads, (hout, wout) = conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
     if algo == "winograd":
         _winograd.check_geometry((kh, kw), stride, dilation, groups)
@@ -67,6 +72,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
         check_out(out, out_shape, xh.dtype, (x, weight, bias, residual))
     res = None if residual is None else to_nhwc(residual, layout)
     y = out if (out is not None and layout == "NHWC") else np.empty((n, hout, wout, cout), xh.dtype)
+    if y.size == 0:
+        return from_nhwc(y, layout) if out is None else out
     if algo == "auto":
         algo = choose_algorithm((kh, kw), stride, pads, groups, (hout, wout))
         if _autotune.autotune_enabled():

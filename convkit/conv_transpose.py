@@ -54,16 +54,18 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     """
     xh, w, bias, groups, nt = conv_prologue(x, weight, bias, groups, layout=layout, algo=algo,
                                             algorithms=ALGORITHMS, num_threads=num_threads,
-                                            transposed=True)
+                                            kind="transposed")
     n, h, wid, cin = xh.shape
     kh, kw, cout_g, _ = w.shape
     cout = cout_g * groups
     stride, padding, dilation, (hout, wout) = transposed_geometry(
-        (h, wid), (kh, kw), stride, padding, output_padding, dilation)
+        (h, wid), (kh, kw), stride, padding, output_padding, dilation, empty_batch=n == 0)
     if algo == "auto":
         algo = choose_algorithm(cout_g, xh.dtype)
 
     y = np.empty((n, hout, wout, cout), xh.dtype)
+    if y.size == 0:
+        return from_nhwc(y, layout)
     if algo == "direct":
         _direct.conv_transpose2d_nhwc(xh, _direct.pack_weights(w, groups), bias, y, cout_g,
                                       stride[0], stride[1], padding[0], padding[1],
@@ -73,8 +75,10 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     return from_nhwc(y, layout)
 
 
-def transposed_geometry(in_size, kernel_size, stride, padding, output_padding, dilation):
-    """Checked arguments of a transposed convolution: (stride, padding, dilation, (Hout, Wout))."""
+def transposed_geometry(in_size, kernel_size, stride, padding, output_padding, dilation, empty_batch=False):
+    """Checked arguments of a transposed convolution: (stride, padding, dilation, (Hout, Wout)).
+
+    With ``empty_batch`` an output size of 0 is accepted, as PyTorch does for an empty batch."""
     stride = pair(stride, "stride", 1)
     padding = pair(padding, "padding", 0)
     output_padding = pair(output_padding, "output_padding", 0)
@@ -85,7 +89,7 @@ def transposed_geometry(in_size, kernel_size, stride, padding, output_padding, d
                              f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
     hout, wout = (transposed_output_size(size, k, s, p, op, d) for size, k, s, p, op, d in
                   zip(in_size, kernel_size, stride, padding, output_padding, dilation))
-    if hout <= 0 or wout <= 0:
+    if min(hout, wout) < (0 if empty_batch else 1):
         raise ValueError(f"expected a non-empty output, got output size ({hout}, {wout}) from input "
                          f"{tuple(in_size)}, kernel {tuple(kernel_size)}, stride {stride}, padding {padding}, "
                          f"output_padding {output_padding}, dilation {dilation}")

@@ -55,7 +55,7 @@ def conv_transpose_macs(c1, c2, kernel_size, input_size, groups=1):
     gather kernel (``algo="direct"``) skips those, so it does slightly fewer (PyTorch's FLOP counter
     counts the same as this function).
     """
-    return conv_macs(c1, c2, kernel_size, input_size, groups)
+    return conv_macs(c1, c2, kernel_size, pair(input_size, "input_size", 1), groups)
 
 
 def deform_conv_params(c1, c2, kernel_size, groups=1, bias=False):

@@ -55,7 +55,7 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
     Returns the C-contiguous output, ``(N, Hout, Wout, Cout)`` or ``(N, Cout, Hout, Wout)``.
     """
     xh, w, bias, groups, nt = conv_prologue(x, weight, bias, None, layout=layout, algo=algo,
-                                            algorithms=ALGORITHMS, num_threads=num_threads)
+                                            algorithms=ALGORITHMS, num_threads=num_threads, kind="deform")
     off, m, g_off, (stride, pads, dilation, (hout, wout)) = offsets_and_mask(
         offset, mask, xh.shape, w.shape, stride, padding, dilation, layout, xh.dtype)
     n, h, wid, c = xh.shape

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ._kernels import im2col as _k
+from ._layout import nhwc_shape
 from ._threads import resolve_num_threads
 from ._validation import as_float_array, check_layout, check_ndim, conv_geometry, pair
 
@@ -17,17 +18,18 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, *, layout="NHWC", nu
     x = as_float_array(x, "x")
     check_ndim(x, 4, "x", f"({', '.join(layout)})")
     kh, kw = pair(kernel_size, "kernel_size", 1)
-    in_size = x.shape[1:3] if layout == "NHWC" else x.shape[2:4]
+    n, h, w, c = nhwc_shape(x.shape, layout)
+    if c == 0 or h * w == 0:
+        raise ValueError(f"expected x to have at least one channel and a non-empty image (PyTorch's "
+                         f"unfold; only the batch may be 0), got shape {x.shape}")
+    in_size = (h, w)
     (sh, sw), (dh, dw), pads, (hout, wout) = conv_geometry(in_size, (kh, kw), stride, padding, dilation)
     nt = resolve_num_threads(num_threads)
-    n = x.shape[0]
     if layout == "NHWC":
-        c = x.shape[3]
         cols = np.empty((n * hout * wout, kh * kw * c), dtype=x.dtype)
         _k.im2col_nhwc(x, cols, 0, n * hout, 0, c, kh, kw, sh, sw, pads[0], pads[2], dh, dw,
                        hout, wout, nt)
     else:
-        c = x.shape[1]
         cols = np.empty((n, c * kh * kw, hout * wout), dtype=x.dtype)
         _k.im2col_nchw(x, cols, kh, kw, sh, sw, pads[0], pads[2], dh, dw, hout, wout, nt)
     return cols
@@ -49,7 +51,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1, *, l
     if layout == "NHWC":
         check_ndim(cols, 2, "cols", "(N*Hout*Wout, KH*KW*C)")
         rows, width = cols.shape
-        if rows % (hout * wout) or width % (kh * kw):
+        if rows % (hout * wout) or width % (kh * kw) or width == 0:
             raise ValueError(f"expected cols to have shape (N*{hout * wout}, C*{kh * kw}) for a "
                              f"{hout}x{wout} output grid and a {kh}x{kw} kernel, got {cols.shape}")
         x = np.empty((rows // (hout * wout), h, w, width // (kh * kw)), dtype=cols.dtype)
@@ -57,7 +59,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1, *, l
     else:
         check_ndim(cols, 3, "cols", "(N, C*KH*KW, Hout*Wout)")
         n, width, length = cols.shape
-        if length != hout * wout or width % (kh * kw):
+        if length != hout * wout or width % (kh * kw) or width == 0:
             raise ValueError(f"expected cols to have shape (N, C*{kh * kw}, {hout * wout}) for a "
                              f"{hout}x{wout} output grid and a {kh}x{kw} kernel, got {cols.shape}")
         x = np.empty((n, width // (kh * kw), h, w), dtype=cols.dtype)

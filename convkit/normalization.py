@@ -51,6 +51,8 @@ def batch_norm_with_statistics(x, running_mean, running_var, weight=None, bias=N
     weight = _channel_vector(weight, "weight", channels, x.dtype)
     bias = _channel_vector(bias, "bias", channels, x.dtype)
     nt = resolve_num_threads(num_threads)
+    if x.size == 0:   # nothing to normalise, no statistics to update (as PyTorch)
+        return np.empty_like(x)
     if training:
         mean, var = _batch_statistics(x, layout, channels, nt)
         _update_running(running_mean, running_var, mean, var, momentum, x.size // max(channels, 1))

@@ -67,8 +67,9 @@ def global_avg_pool2d(x, *, layout="NHWC", keepdims=False, num_threads=None):
     x = as_float_array(x, "x")
     check_ndim(x, 4, "x", f"({', '.join(layout)})")
     n, h, w, c = x.shape if layout == "NHWC" else (x.shape[0], x.shape[2], x.shape[3], x.shape[1])
-    if h * w == 0:
-        raise ValueError(f"expected x to have a non-empty image, got shape {x.shape}")
+    if h * w == 0 and n * c != 0:
+        raise ValueError(f"expected x to have a non-empty image (the mean of nothing is undefined), "
+                         f"got shape {x.shape}")
     sums = np.empty((n, c))
     nt = resolve_num_threads(num_threads)
     if layout == "NHWC":
@@ -92,6 +93,9 @@ def _prepare(x, kernel_size, stride, padding, dilation, ceil_mode, layout):
         raise ValueError(f"expected padding to be at most half the kernel size {kernel}, "
                          f"i.e. at most {(kernel[0] // 2, kernel[1] // 2)}, got {padding!r}")
     nhwc = to_nhwc(x, layout)
+    if nhwc.shape[3] == 0 or nhwc.shape[1] * nhwc.shape[2] == 0:
+        raise ValueError(f"expected x to have at least one channel and a non-empty image (PyTorch's rule; "
+                         f"only the batch may be 0), got shape {x.shape}")
     out = []
     for axis, size, k, s, p, d in zip(("height", "width"), nhwc.shape[1:3], kernel, stride, pads, dilation):
         o = pool_output_size(size, k, s, p, d, bool(ceil_mode))

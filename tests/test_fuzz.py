@@ -712,3 +712,75 @@ def test_counts_match_the_shapes_of_real_convolutions(case, bias):
         assert convkit.deform_sampling_macs(cin, (kh, kw), y.shape[1:3], mask) == sampling
         assert convkit.deform_conv_macs(cin, cout, (kh, kw), y.shape[1:3], groups, mask) == (
             y.size * kh * kw * cin_g + sampling)
+
+
+# --- zero sizes ------------------------------------------------------------------------------------
+
+@st.composite
+def zero_sized_cases(draw):
+    """Every size (batch, image, channels, output channels, kernel) 0 about half the time, else 1-3."""
+    size = st.one_of(st.just(0), st.integers(1, 3))
+    n, h, w, c, cout, kh, kw = (draw(size) for _ in range(7))
+    dtype = draw(dtypes)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    return dict(n=n, size=(h, w), c=c, cout=cout, kernel=(kh, kw), pad=draw(st.integers(0, 1)), dtype=dtype,
+                x=x, rng=rng, layout=draw(layouts))
+
+
+def _zero_sized_call(function, z, algo):
+    """(convkit's result in NHWC, the float64 reference, its bound on absolute values, terms per output)."""
+    x, rng, dtype, layout, p = z["x"], z["rng"], z["dtype"], z["layout"], z["pad"]
+    (kh, kw), c, cout = z["kernel"], z["c"], z["cout"]
+    xl = in_layout(x, layout)
+    if function == "conv2d":
+        w = rng.standard_normal((kh, kw, c, cout)).astype(dtype)
+        y = convkit.conv2d(xl, weight_in_layout(w, layout), None, 1, p, layout=layout, algo=algo)
+        ref = conv2d_ref(x, w, pads=(p,) * 4)
+        ref = ref[..., :0] if c == 0 else ref      # PyTorch: no input channels, no output channels
+        return y, ref, conv2d_ref(np.abs(x), np.abs(w), pads=(p,) * 4)[..., :ref.shape[3]], kh * kw * c
+    if function == "conv_transpose2d":
+        w = rng.standard_normal((kh, kw, cout, c)).astype(dtype)
+        y = convkit.conv_transpose2d(xl, transpose_weight_in_layout(w, layout), None, 1, p, layout=layout,
+                                     algo=("col2im", "direct", "auto")[ALGOS.index(algo)])
+        return y, conv_transpose2d_ref(x, w, padding=(p, p)), conv_transpose2d_ref(np.abs(x), np.abs(w),
+                                                                                    padding=(p, p)), kh * kw * c
+    if function == "deform_conv2d":
+        w = rng.standard_normal((kh, kw, c, cout)).astype(dtype)
+        out = [max(s + 2 * p - k + 1, 0) for s, k in zip(z["size"], z["kernel"])]
+        off = rng.uniform(-2, 2, (z["n"], *out, 2 * kh * kw)).astype(dtype)
+        y = convkit.deform_conv2d(xl, in_layout(off, layout), weight_in_layout(w, layout), None, 1, p,
+                                  layout=layout, algo=algo)
+        args = dict(pads=(p, p))
+        return (y, deform_conv2d_ref(x, off, w, **args), deform_conv2d_ref(np.abs(x), off, np.abs(w), **args),
+                4 * kh * kw * c)
+    if function in ("max_pool2d", "avg_pool2d"):
+        k = max(kh, 1)
+        y = getattr(convkit, function)(xl, k, 1, min(p, k // 2), layout=layout)
+        ref = (max_pool_ref if function == "max_pool2d" else avg_pool_ref)(x, (k, k), (1, 1), (min(p, k // 2),) * 2)
+        return y, ref, np.abs(ref), k * k
+    if function == "im2col":
+        y = convkit.im2col(x, z["kernel"], 1, p)
+        return y, im2col_ref(x, z["kernel"], pads=(p,) * 4), 0, 0
+    mean, var = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    y = convkit.batch_norm(xl, mean, var, layout=layout)
+    ref = batch_norm_ref(x, mean, var)
+    return y, ref, np.abs(ref), 1
+
+
+ZERO_SIZED = ["conv2d", "conv_transpose2d", "deform_conv2d", "max_pool2d", "avg_pool2d", "im2col", "batch_norm"]
+
+
+@fraction(4)
+@given(function=st.sampled_from(ZERO_SIZED), z=zero_sized_cases(), algo=st.sampled_from(ALGOS))
+def test_zero_sizes_raise_a_value_error_or_match_the_reference(function, z, algo):
+    """No crash and no other exception: a ValueError that says what it expected, or the reference's result
+    (tests/test_zero_sizes.py pins which, case by case, to PyTorch's behaviour)."""
+    try:
+        y, expected, bound, terms = _zero_sized_call(function, z, algo)
+    except ValueError as e:
+        assert str(e).startswith("expected"), str(e)
+        return
+    if y.ndim == 4:
+        y = from_layout(y, z["layout"]) if function != "im2col" else y
+    assert_within(y, expected, bound, z["dtype"], terms)

@@ -185,9 +185,14 @@ def test_global_avg_pool_rejects_an_empty_image():
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("shape", [(0, 5, 5, 3), (2, 5, 5, 0)], ids=str)
 def test_empty_batch_or_channels(layout, shape):
+    """PyTorch's rule: windowed pooling takes an empty batch but not zero channels; the global mean both."""
     x = _in_layout(np.zeros(shape, np.float32), layout)
     n, c = shape[0], shape[3]
     expected = (n, 3, 3, c) if layout == "NHWC" else (n, c, 3, 3)
-    assert convkit.max_pool2d(x, 3, 2, 1, layout=layout).shape == expected
-    assert convkit.avg_pool2d(x, 3, 2, 1, layout=layout).shape == expected
+    for pool in (convkit.max_pool2d, convkit.avg_pool2d):
+        if c == 0:
+            with pytest.raises(ValueError, match="x.*at least one channel"):
+                pool(x, 3, 2, 1, layout=layout)
+        else:
+            assert pool(x, 3, 2, 1, layout=layout).shape == expected
     assert convkit.global_avg_pool2d(x, layout=layout).shape == (n, c)

@@ -25,7 +25,7 @@ def deform_conv2d(grad_output, x, offset, weight, mask=None, stride=1, padding=0
     per-thread partial sums).  The same thread count gives the same bits.
     """
     xh, w, _, groups, nt = conv_prologue(x, weight, None, None, layout=layout, algo="auto",
-                                         algorithms=("auto",), num_threads=num_threads)
+                                         algorithms=("auto",), num_threads=num_threads, kind="deform")
     off, m, g_off, (stride, pads, dilation, (hout, wout)) = offsets_and_mask(
         offset, mask, xh.shape, w.shape, stride, padding, dilation, layout, xh.dtype)
     n, h, wid, c = xh.shape

@@ -1,0 +1,311 @@
+"""Zero-sized arguments: PyTorch's empty result where PyTorch returns one, else a ValueError naming the argument.
+
+``CASES`` lists, for every public function, every argument that can be zero-sized (batch, height, width,
+channels, kernel size, offset groups, weight dimensions, bias, features, points).  Shapes are written in
+PyTorch's convention (NCHW activations, OIHW weights); each case runs in both layouts (the shapes permuted
+for NHWC) and both dtypes.  ``expected`` is the result's shape (NCHW) or the argument the ValueError must
+name.  ``test_table_is_pytorchs`` checks the table against PyTorch and torchvision where they are
+installed; the two places where convkit deliberately differs say why (``differs``).
+"""
+import dataclasses
+import io
+from typing import Callable
+
+import numpy as np
+import pytest
+
+import convkit
+
+from public_calls import PUBLIC
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    function: str
+    label: str
+    arrays: dict                 # name -> shape (PyTorch's convention) or None
+    expected: object             # NCHW result shape, or the name the ValueError must contain
+    kwargs: dict = dataclasses.field(default_factory=dict)
+    layouts: tuple = ("NHWC", "NCHW")
+    values: Callable = None      # arrays -> the values of a non-empty result (broadcast to its shape)
+    differs: str = ""            # why convkit deliberately does not return what PyTorch returns
+
+    @property
+    def id(self):
+        return f"{self.function}[{self.label}]"
+
+
+def _case(function, label, expected, layouts=("NHWC", "NCHW"), values=None, differs="", **arrays_and_kwargs):
+    arrays = {k: v for k, v in arrays_and_kwargs.items() if isinstance(v, tuple) and k != "kernel_size"
+              and k != "output_size" or v is None and k in ("bias", "mask")}
+    kwargs = {k: v for k, v in arrays_and_kwargs.items() if k not in arrays}
+    return Case(function, label, arrays, expected, kwargs, layouts, values, differs)
+
+
+CONV = [
+    _case("conv2d", "batch 0", (0, 6, 3, 3), x=(0, 4, 5, 5), weight=(6, 4, 3, 3), bias=(6,)),
+    _case("conv2d", "batch 0, height 0, padded", (0, 6, 2, 7), x=(0, 4, 0, 5), weight=(6, 4, 1, 1), padding=1),
+    _case("conv2d", "batch 0, height 0, unpadded", "output height", x=(0, 4, 0, 5), weight=(6, 4, 1, 1)),
+    _case("conv2d", "height 0", "x", x=(1, 4, 0, 5), weight=(6, 4, 1, 1), padding=1),
+    _case("conv2d", "width 0", "x", x=(2, 4, 5, 0), weight=(6, 4, 1, 1), padding=1),
+    _case("conv2d", "channels 0", (1, 0, 3, 3), x=(1, 0, 5, 5), weight=(6, 0, 3, 3), bias=(6,)),
+    _case("conv2d", "channels 0, groups 2", (1, 0, 3, 3), x=(1, 0, 5, 5), weight=(6, 0, 3, 3), groups=2),
+    _case("conv2d", "channels 0, height 0", (1, 0, 2, 7), x=(1, 0, 0, 5), weight=(6, 0, 1, 1), padding=1),
+    _case("conv2d", "output channels 0", "weight", x=(1, 4, 5, 5), weight=(0, 4, 3, 3)),
+    _case("conv2d", "output channels 0, bias 0", "weight", x=(1, 4, 5, 5), weight=(0, 4, 3, 3), bias=(0,)),
+    _case("conv2d", "batch 0, output channels 0", "weight", x=(0, 4, 5, 5), weight=(0, 4, 3, 3)),
+    _case("conv2d", "kernel height 0", "weight", x=(1, 4, 5, 5), weight=(6, 4, 0, 3)),
+    _case("conv2d", "kernel width 0, batch 0", "weight", x=(0, 4, 5, 5), weight=(6, 4, 3, 0)),
+    _case("conv2d", "kernel height 0, channels 0", "weight", x=(1, 0, 5, 5), weight=(6, 0, 0, 3),
+          differs="PyTorch returns an (1, 0, 6, 3) result, sized as if the kernel had height -1"),
+    _case("conv2d", "bias 0", "bias", x=(1, 4, 5, 5), weight=(6, 4, 3, 3), bias=(0,)),
+]
+
+TRANSPOSE = [
+    _case("conv_transpose2d", "batch 0", (0, 4, 7, 7), x=(0, 3, 5, 5), weight=(3, 4, 3, 3), bias=(4,)),
+    _case("conv_transpose2d", "batch 0, height 0", (0, 4, 2, 7), x=(0, 3, 0, 5), weight=(3, 4, 3, 3)),
+    _case("conv_transpose2d", "batch 0, height 0, output height 0", (0, 4, 0, 5), x=(0, 3, 0, 5),
+          weight=(3, 4, 1, 1)),
+    _case("conv_transpose2d", "batch 0, output height < 0", "output", x=(0, 3, 0, 5), weight=(3, 4, 1, 1),
+          padding=1),
+    _case("conv_transpose2d", "height 0", "x", x=(1, 3, 0, 5), weight=(3, 4, 3, 3)),
+    _case("conv_transpose2d", "width 0", "x", x=(1, 3, 5, 0), weight=(3, 4, 3, 3)),
+    _case("conv_transpose2d", "channels 0", "x", x=(1, 0, 5, 5), weight=(0, 4, 3, 3)),
+    _case("conv_transpose2d", "batch 0, channels 0", "x", x=(0, 0, 5, 5), weight=(0, 4, 3, 3)),
+    _case("conv_transpose2d", "output channels 0", "weight", x=(1, 3, 5, 5), weight=(3, 0, 3, 3)),
+    _case("conv_transpose2d", "kernel width 0", "weight", x=(1, 3, 5, 5), weight=(3, 4, 3, 0)),
+    _case("conv_transpose2d", "bias 0", "bias", x=(1, 3, 5, 5), weight=(3, 4, 3, 3), bias=(0,)),
+]
+
+DEFORM = [
+    _case("deform_conv2d", "batch 0", (0, 4, 3, 3), x=(0, 3, 5, 5), offset=(0, 18, 3, 3), weight=(4, 3, 3, 3),
+          bias=(4,), mask=(0, 9, 3, 3)),
+    _case("deform_conv2d", "height 0", (1, 4, 2, 7), x=(1, 3, 0, 5), offset=(1, 2, 2, 7), weight=(4, 3, 1, 1),
+          padding=1, values=lambda a: 0),   # every sample outside the image: zero
+    _case("deform_conv2d", "batch 0, width 0", (0, 4, 7, 2), x=(0, 3, 5, 0), offset=(0, 2, 7, 2),
+          weight=(4, 3, 1, 1), padding=1),
+    _case("deform_conv2d", "channels 0", "x", x=(1, 0, 5, 5), offset=(1, 18, 3, 3), weight=(4, 0, 3, 3)),
+    _case("deform_conv2d", "output channels 0", (1, 0, 3, 3), x=(1, 3, 5, 5), offset=(1, 18, 3, 3),
+          weight=(0, 3, 3, 3), bias=(0,)),
+    _case("deform_conv2d", "batch 0, output channels 0", (0, 0, 3, 3), x=(0, 3, 5, 5), offset=(0, 18, 3, 3),
+          weight=(0, 3, 3, 3)),
+    _case("deform_conv2d", "kernel height 0", "weight", x=(1, 3, 5, 5), offset=(1, 0, 6, 3),
+          weight=(4, 3, 0, 3)),
+    _case("deform_conv2d", "weight input channels 0", "weight", x=(1, 3, 5, 5), offset=(1, 18, 3, 3),
+          weight=(4, 0, 3, 3)),
+    _case("deform_conv2d", "offset groups 0", "offset", x=(1, 3, 5, 5), offset=(1, 0, 3, 3), weight=(4, 3, 3, 3)),
+    _case("deform_conv2d", "offset height 0", "offset", x=(1, 3, 5, 5), offset=(1, 18, 0, 3), weight=(4, 3, 3, 3)),
+    _case("deform_conv2d", "mask 0", "mask", x=(1, 3, 5, 5), offset=(1, 18, 3, 3), weight=(4, 3, 3, 3),
+          mask=(1, 0, 3, 3)),
+    _case("deform_conv2d", "bias 0", "bias", x=(1, 3, 5, 5), offset=(1, 18, 3, 3), weight=(4, 3, 3, 3), bias=(0,)),
+]
+
+POOLS = [case for name in ("max_pool2d", "avg_pool2d") for case in (
+    _case(name, "batch 0", (0, 3, 2, 2), x=(0, 3, 4, 4), kernel_size=2),
+    _case(name, "channels 0", "x", x=(1, 0, 4, 4), kernel_size=2),
+    _case(name, "height 0", "x", x=(1, 3, 0, 4), kernel_size=1),
+    _case(name, "batch 0, height 0", "x", x=(0, 3, 0, 4), kernel_size=1),
+)] + [
+    _case("global_avg_pool2d", "batch 0", (0, 3, 1, 1), x=(0, 3, 4, 4), keepdims=True),
+    _case("global_avg_pool2d", "channels 0", (2, 0, 1, 1), x=(2, 0, 4, 4), keepdims=True),
+    _case("global_avg_pool2d", "batch 0, height 0", (0, 3, 1, 1), x=(0, 3, 0, 4), keepdims=True),
+    _case("global_avg_pool2d", "height 0", "x", x=(2, 3, 0, 4), keepdims=True,
+          differs="PyTorch returns NaN, the mean of nothing"),
+]
+
+NORM = [
+    *[_case("batch_norm", f"{what} 0{' training' if training else ''}", shape, x=shape,
+            running_mean=(shape[1],), running_var=(shape[1],), training=training,
+            **(dict(weight=(shape[1],), bias=(shape[1],)) if shape[1] else {}))   # (PyTorch: IndexError)
+      for training in (False, True)
+      for what, shape in (("batch", (0, 3, 4, 4)), ("channels", (2, 0, 4, 4)), ("height", (2, 3, 0, 4)))],
+    _case("batch_norm", "channels 0, affine", (2, 0, 4, 4), x=(2, 0, 4, 4), running_mean=(0,),
+          running_var=(0,), weight=(0,), bias=(0,)),
+    _case("batch_norm", "running_mean 0", "running_mean", x=(2, 3, 4, 4), running_mean=(0,), running_var=(3,)),
+    _case("fold_batch_norm", "output channels 0", (0, 3, 3, 3), conv_weight=(0, 3, 3, 3), conv_bias=(0,),
+          running_mean=(0,), running_var=(0,), weight=(0,), bias=(0,)),
+    _case("fold_batch_norm", "input channels 0", (4, 0, 3, 3), conv_weight=(4, 0, 3, 3), conv_bias=(4,),
+          running_mean=(4,), running_var=(4,), weight=(4,), bias=(4,)),
+]
+
+UNFOLD = [
+    _case("im2col", "batch 0", (0, 12, 16), ("NCHW",), x=(0, 3, 5, 5), kernel_size=2),
+    _case("im2col", "channels 0", "x", ("NCHW",), x=(1, 0, 5, 5), kernel_size=2),
+    _case("im2col", "height 0", "x", ("NCHW",), x=(1, 3, 0, 5), kernel_size=1),
+    _case("col2im", "batch 0", (0, 3, 5, 5), ("NCHW",), cols=(0, 12, 16), output_size=(5, 5), kernel_size=2),
+    _case("col2im", "channels 0", "cols", ("NCHW",), cols=(1, 0, 16), output_size=(5, 5), kernel_size=2),
+    _case("col2im", "blocks 0", "cols", ("NCHW",), cols=(1, 12, 0), output_size=(5, 5), kernel_size=2),
+]
+
+LINEAR = [
+    _case("linear", "batch 0", (0, 4), ("NCHW",), x=(0, 3), weight=(4, 3), bias=(4,)),
+    _case("linear", "leading 0", (2, 0, 4), ("NCHW",), x=(2, 0, 3), weight=(4, 3)),
+    _case("linear", "in_features 0", (2, 4), ("NCHW",), values=lambda a: a["bias"],
+          x=(2, 0), weight=(4, 0), bias=(4,)),
+    _case("linear", "out_features 0", (2, 0), ("NCHW",), x=(2, 3), weight=(0, 3), bias=(0,)),
+]
+
+# No PyTorch peer: the empty result the shapes ask for; an empty image samples zero.
+SAMPLING = [
+    _case("bilinear_sample", "batch 0", (0, 7, 3), x=(0, 3, 5, 5), points=(0, 7, 2)),
+    _case("bilinear_sample", "points 0", (2, 0, 3), x=(2, 3, 5, 5), points=(2, 0, 2)),
+    _case("bilinear_sample", "channels 0", (2, 7, 0), x=(2, 0, 5, 5), points=(2, 7, 2)),
+    _case("bilinear_sample", "height 0", (2, 7, 3), x=(2, 3, 0, 5), points=(2, 7, 2),
+          values=lambda a: 0),
+]
+
+ACTIVATIONS = [_case(name, "size 0", (0, 3), ("NCHW",), x=(0, 3)) for name in
+               ("relu", "relu6", "leaky_relu", "elu", "sigmoid", "tanh")]
+
+COUNTS = [
+    *[_case(name, f"{arg} 0", arg, ("NCHW",), **dict(dict(c1=4, c2=6, kernel_size=3, output_size=5), **{arg: 0}))
+      for name in ("conv_macs", "deform_conv_macs") for arg in ("c1", "c2", "kernel_size", "output_size")],
+    *[_case(name, f"{arg} 0", arg, ("NCHW",), **dict(dict(c1=4, c2=6, kernel_size=3), **{arg: 0}))
+      for name in ("conv_params", "conv_transpose_params", "deform_conv_params") for arg in ("c1", "c2", "kernel_size")],
+    _case("conv_transpose_macs", "input_size 0", "input_size", ("NCHW",), c1=4, c2=6, kernel_size=3, input_size=0),
+    _case("conv_macs", "groups 0", "groups", ("NCHW",), c1=4, c2=6, kernel_size=3, output_size=5, groups=0),
+    _case("depthwise_conv_params", "channels 0", "channels", ("NCHW",), channels=0, kernel_size=3),
+    _case("depthwise_conv_macs", "multiplier 0", "multiplier", ("NCHW",), channels=4, kernel_size=3,
+          output_size=5, multiplier=0),
+    _case("deform_sampling_macs", "c1 0", "c1", ("NCHW",), c1=0, kernel_size=3, output_size=5),
+]
+
+CASES = CONV + TRANSPOSE + DEFORM + POOLS + NORM + UNFOLD + LINEAR + SAMPLING + ACTIVATIONS + COUNTS
+
+# Layers, models and summary: a batch of 0 images gives 0 results (PyTorch's modules do the same).
+MODULES = ["nn", "models", "summary"]
+NO_SIZES = ["get_num_threads", "set_num_threads", "show_config"]
+
+
+def test_every_public_function_is_swept():
+    swept = {case.function for case in CASES} | set(MODULES) | set(NO_SIZES)
+    assert sorted(swept) == PUBLIC
+
+
+_ACTIVATION_ARRAYS = ("x", "offset", "mask")
+
+
+def _nhwc(name, shape, function):
+    """A PyTorch-convention shape in convkit's NHWC convention."""
+    if len(shape) != 4 or function in ("bilinear_sample",) and name != "x":
+        return shape
+    if name in _ACTIVATION_ARRAYS:
+        return (shape[0], shape[2], shape[3], shape[1])
+    return (shape[2], shape[3], shape[1], shape[0])      # OIHW -> HWIO (and the transposed convention)
+
+
+def _arrays(case, layout, dtype):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for name, shape in case.arrays.items():
+        if shape is None:
+            arrays[name] = None
+            continue
+        if layout == "NHWC":
+            shape = _nhwc(name, shape, case.function)
+        a = rng.standard_normal(shape).astype(dtype)
+        arrays[name] = np.abs(a) + 0.5 if name == "running_var" else a
+    return arrays
+
+
+def _call(case, layout, dtype):
+    arrays = _arrays(case, layout, dtype)
+    fn = getattr(convkit, case.function)
+    kwargs = dict(case.kwargs)
+    if case.layouts != ("NCHW",) or case.function in ("im2col", "col2im"):
+        kwargs["layout"] = layout
+    y = fn(**arrays, **kwargs)
+    return arrays, y[0] if case.function == "fold_batch_norm" else y
+
+
+def _expected_shape(case, layout):
+    shape = case.expected
+    if layout == "NHWC" and len(shape) == 4 and case.function != "bilinear_sample":
+        return _nhwc("weight" if case.function == "fold_batch_norm" else "x", shape, case.function)
+    return shape
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_zero_sized_arguments(case, dtype):
+    for layout in case.layouts:
+        if isinstance(case.expected, str):
+            with pytest.raises(ValueError, match=case.expected):
+                _call(case, layout, dtype)
+            continue
+        arrays, y = _call(case, layout, dtype)
+        assert y.shape == _expected_shape(case, layout), (layout, y.shape)
+        assert y.dtype == dtype
+        if case.values is not None:
+            np.testing.assert_array_equal(y, np.broadcast_to(case.values(arrays), y.shape))
+
+
+def test_batch_norm_training_on_nothing_keeps_the_running_statistics():
+    mean, var = np.ones(3), np.full(3, 2.0)
+    y = convkit.batch_norm(np.zeros((0, 4, 4, 3)), mean, var, training=True)
+    assert y.shape == (0, 4, 4, 3)
+    assert mean.tolist() == [1, 1, 1] and var.tolist() == [2, 2, 2]
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_layers_models_and_summary_take_a_batch_of_0(layout):
+    x = np.zeros((0, 32, 32, 3) if layout == "NHWC" else (0, 3, 32, 32), np.float32)
+    net = convkit.models.resnet18(layout, num_classes=10)
+    assert net(x).shape == (0, 10)
+    deform = convkit.nn.DeformConv2d(3, 4, 3, layout=layout)
+    offset = np.zeros((0, 30, 30, 18) if layout == "NHWC" else (0, 18, 30, 30), np.float32)
+    assert deform(x, offset).shape == ((0, 30, 30, 4) if layout == "NHWC" else (0, 4, 30, 30))
+    text = io.StringIO()
+    convkit.summary(net, x.shape, file=text)
+    assert "Total MACs:   0 " in text.getvalue(), text.getvalue()
+
+
+# -- the table is PyTorch's -------------------------------------------------------------------------------
+
+def _torch_call(case, torch, arrays):
+    F = torch.nn.functional
+    t = {k: None if v is None else torch.from_numpy(v) for k, v in arrays.items()}
+    kw = case.kwargs
+    if case.function == "conv2d":
+        return F.conv2d(t["x"], t["weight"], t.get("bias"), padding=kw.get("padding", 0), groups=kw.get("groups", 1))
+    if case.function == "conv_transpose2d":
+        return F.conv_transpose2d(t["x"], t["weight"], t.get("bias"), padding=kw.get("padding", 0))
+    if case.function == "deform_conv2d":
+        ops = pytest.importorskip("torchvision.ops")
+        return ops.deform_conv2d(t["x"], t["offset"], t["weight"], t.get("bias"), padding=kw.get("padding", 0),
+                                 mask=t.get("mask"))
+    if case.function in ("max_pool2d", "avg_pool2d"):
+        return getattr(F, case.function)(t["x"], kw["kernel_size"])
+    if case.function == "global_avg_pool2d":
+        return F.adaptive_avg_pool2d(t["x"], 1)
+    if case.function == "batch_norm":
+        return F.batch_norm(t["x"], t["running_mean"], t["running_var"], t.get("weight"), t.get("bias"),
+                            training=kw.get("training", False))
+    if case.function == "im2col":
+        return F.unfold(t["x"], kw["kernel_size"])
+    if case.function == "col2im":
+        return F.fold(t["cols"], kw["output_size"], kw["kernel_size"])
+    if case.function == "linear":
+        return F.linear(t["x"], t["weight"], t.get("bias"))
+    return getattr(F, case.function)(t["x"])
+
+
+TORCH_CASES = [c for c in CASES if c.function not in ("bilinear_sample", "fold_batch_norm")
+               and c.label != "channels 0, affine"         # PyTorch: IndexError from select() on weight
+               and not c.function.endswith(("_macs", "_params"))]
+
+
+@pytest.mark.parametrize("case", TORCH_CASES, ids=[c.id for c in TORCH_CASES])
+def test_table_is_pytorchs(case):
+    torch = pytest.importorskip("torch")
+    arrays = _arrays(case, "NCHW", np.float64)
+    try:
+        result = tuple(_torch_call(case, torch, arrays).shape)
+    except (RuntimeError, ValueError, IndexError, ZeroDivisionError):
+        result = "raises"
+    if case.differs:
+        assert result != "raises" and not isinstance(case.expected, tuple), case.differs
+    elif isinstance(case.expected, str):
+        assert result == "raises", f"PyTorch returns shape {result}"
+    else:
+        assert result == case.expected
