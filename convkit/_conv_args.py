@@ -27,9 +27,9 @@ def conv_prologue(x, weight, bias, groups, *, layout, algo, algorithms, num_thre
     deform_conv2d does.  ``bias`` must then have Cout values.
 
     Zero sizes follow PyTorch (torchvision for ``"deform"``): a zero kernel size is an error, and so are
-    zero output channels except in deform_conv2d, and zero input channels except in conv2d (which then
-    returns an empty result, as PyTorch does); an empty image (H or W = 0) is allowed only with an empty
-    batch, or no channels for conv2d, and always for deform_conv2d (whose samples are then zero).
+    zero output channels except in deform_conv2d, and zero input channels except in conv2d (whose result
+    is then the bias); an empty image (H or W = 0) is allowed only with an empty batch, or no channels for
+    conv2d, and always for deform_conv2d (whose samples are then zero).
     """
     check_layout(layout)
     check_choice(algo, "algo", algorithms)

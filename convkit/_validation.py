@@ -10,6 +10,13 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 LAYOUTS = ("NHWC", "NCHW")
 
+#: Largest int argument (a stride, padding, dilation, kernel or output size) and largest padded extent
+#: (input size + padding on both sides, or a transposed convolution's uncropped output) the kernels accept.
+#: Their index arithmetic is 64-bit (Py_ssize_t): with these bounds every intermediate coordinate stays
+#: below 2**63 with a margin of 2**61, so none overflows.
+MAX_INT_ARG = 2**62
+MAX_EXTENT = 3 * 2**61
+
 
 def check_layout(layout):
     if layout not in LAYOUTS:
@@ -34,8 +41,9 @@ def pair(value, name, minimum):
         items = tuple(items)
     except TypeError:
         items = ()
-    if len(items) != 2 or not all(_is_int(v) and v >= minimum for v in items):
+    if len(items) != 2 or not all(_is_int(v) and minimum <= v <= MAX_INT_ARG for v in items):
         kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        kind += " (at most 2**62)"
         raise ValueError(f"expected {name} to be {kind} or a pair of them, got {value!r}")
     return int(items[0]), int(items[1])
 
@@ -89,9 +97,15 @@ def real_arg(value, name, minimum=None):
 
 
 def int_arg(value, name, minimum):
-    if not _is_int(value) or value < minimum:
-        raise ValueError(f"expected {name} to be an int >= {minimum}, got {value!r}")
+    if not _is_int(value) or not minimum <= value <= MAX_INT_ARG:
+        raise ValueError(f"expected {name} to be an int >= {minimum} (at most 2**62), got {value!r}")
     return int(value)
+
+
+def check_extent(extent, what):
+    """A padded extent the kernels index into must stay within MAX_EXTENT (64-bit index arithmetic)."""
+    if extent > MAX_EXTENT:
+        raise ValueError(f"expected {what} to be at most 3*2**61 (64-bit index arithmetic), got {extent}")
 
 
 def resolve_padding(padding, kernel_size, stride, dilation, in_size):
@@ -123,6 +137,8 @@ def conv_output_size(in_size, kernel_size, stride, pads, dilation):
     out = []
     for axis, size, k, s, before, after, d in zip(
             ("height", "width"), in_size, kernel_size, stride, pads[0::2], pads[1::2], dilation):
+        check_extent(size + before + after, f"the padded input {axis} (input {axis} {size} + padding "
+                                            f"({before}, {after}))")
         span = size + before + after - d * (k - 1) - 1
         n = span // s + 1 if span >= 0 else 0
         if n <= 0:

@@ -48,18 +48,16 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
     out : ndarray, optional
         C-contiguous output of the right shape and dtype, not overlapping the inputs (``residual`` too).
 
-    Returns the C-contiguous output, ``(N, Hout, Wout, Cout)`` or ``(N, Cout, Hout, Wout)``.  As in
-    PyTorch, an empty batch gives an empty result, and an input without channels an empty result without
-    channels (``Cout`` = 0); both may have an empty image (H or W = 0) when the padding makes the output
-    non-empty.
+    Returns the C-contiguous output, ``(N, Hout, Wout, Cout)`` or ``(N, Cout, Hout, Wout)``.  An empty
+    batch gives an empty result, as in PyTorch; an input without channels gives the bias (zeros without
+    one), the sum over no channels, where PyTorch returns an empty ``(N, 0, Hout, Wout)``.  Both may have
+    an empty image (H or W = 0) when the padding makes the output non-empty.
     """
     act = resolve_activation(activation)
     xh, w, bias, groups, nt = conv_prologue(x, weight, bias, groups, layout=layout, algo=algo,
                                             algorithms=ALGORITHMS, num_threads=num_threads)
     n, h, wid, c = xh.shape
     kh, kw, cin_g, cout = w.shape
-    if c == 0:
-        cout = 0    # PyTorch's result for an input without channels: (N, 0, Hout, Wout)
     stride, dilation, pads, (hout, wout) = conv_geometry((h, wid), (kh, kw), stride, padding, dilation)
     if algo == "winograd":
         _winograd.check_geometry((kh, kw), stride, dilation, groups)

@@ -18,7 +18,7 @@ from ._kernels import gemm as _gemm
 from ._kernels import im2col as _im2col
 from ._conv_args import conv_prologue
 from ._layout import from_nhwc
-from ._validation import pair
+from ._validation import check_extent, pair
 
 ALGORITHMS = ("auto", "col2im", "direct")
 
@@ -87,6 +87,11 @@ def transposed_geometry(in_size, kernel_size, stride, padding, output_padding, d
         if op >= s and op >= d:
             raise ValueError(f"expected output_padding to be smaller than stride or dilation, got "
                              f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
+    for axis, size, k, s, p, op, d in zip(("height", "width"), in_size, kernel_size, stride, padding,
+                                           output_padding, dilation):
+        check_extent((size - 1) * s + d * (k - 1) + op + 1 + p,
+                     f"the uncropped output {axis} + padding ((input - 1)*stride + dilation*(kernel - 1) "
+                     f"+ output_padding + 1 + padding)")
     hout, wout = (transposed_output_size(size, k, s, p, op, d) for size, k, s, p, op, d in
                   zip(in_size, kernel_size, stride, padding, output_padding, dilation))
     if min(hout, wout) < (0 if empty_batch else 1):

@@ -8,6 +8,8 @@ transposition.  Both split the work into fixed chunks handed to threads statical
 from cython cimport floating
 from cython.parallel cimport prange
 
+from checks cimport check_min, check_size
+
 cdef enum:
     CHUNK = 16384  # elements per parallel task
 
@@ -27,10 +29,21 @@ cdef inline void affine_plane(const floating* x, floating s, floating b, floatin
         y[i] = x[i] * s + b
 
 
+cdef int check_affine(Py_ssize_t C, Py_ssize_t scale_length, Py_ssize_t shift_length, bint y_matches,
+                      int num_threads) except -1:
+    check_min(num_threads, 1, "num_threads")
+    check_size(scale_length, C, "the length of scale (the channels)")
+    check_size(shift_length, C, "the length of shift (the channels)")
+    if not y_matches:
+        raise ValueError("expected y to have x's shape")
+    return 0
+
+
 def affine_channels_last(const floating[:, ::1] x, const floating[::1] scale,
                          const floating[::1] shift, floating[:, ::1] y, int num_threads):
     """y[r, c] = x[r, c] * scale[c] + shift[c] for x, y of shape (rows, C)."""
     cdef Py_ssize_t R = x.shape[0], C = x.shape[1], k, r0
+    check_affine(C, scale.shape[0], shift.shape[0], y.shape[0] == R and y.shape[1] == C, num_threads)
     if R * C == 0:
         return
     cdef Py_ssize_t rows_per_chunk = max(1, CHUNK // C)
@@ -47,6 +60,8 @@ def affine_channels_first(const floating[:, :, ::1] x, const floating[::1] scale
                           const floating[::1] shift, floating[:, :, ::1] y, int num_threads):
     """y[n, c, i] = x[n, c, i] * scale[c] + shift[c] for x, y of shape (N, C, plane)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2], t
+    check_affine(C, scale.shape[0], shift.shape[0], y.shape[0] == N and y.shape[1] == C and y.shape[2] == P,
+                 num_threads)
     if N * C * P == 0:
         return
     cdef const floating* xp = &x[0, 0, 0]

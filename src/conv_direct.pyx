@@ -18,6 +18,7 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 from activation cimport activate_span_residual
+from checks cimport check_geometry, check_min, check_size
 from microkernel cimport micro_tile
 from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
 
@@ -52,9 +53,9 @@ cdef inline void conv_tile(
     cdef Py_ssize_t kh, kw, ih, iw, r
     cdef bint whole_rows = dw == 1 and cin_g == C
     for r in range(CK_TILE_PIXELS):
-        # Top-left input coordinate of pixel r's window; pixels past npix read zeros only.
-        ih0[r] = ((p0 + r) // Wout) * sh - pt if r < npix else -H - KH * dh
-        iw0[r] = ((p0 + r) % Wout) * sw - pl
+        # Top-left input coordinate of pixel r's window; pixels past npix (r >= npix) read zeros only.
+        ih0[r] = ((min(p0 + r, p0 + npix - 1)) // Wout) * sh - pt
+        iw0[r] = ((min(p0 + r, p0 + npix - 1)) % Wout) * sw - pl
         if r < npix and (iw0[r] < 0 or iw0[r] + KW > W):
             whole_rows = False
     memset(acc, 0, CK_TILE_PIXELS * B * sizeof(floating))
@@ -62,14 +63,14 @@ cdef inline void conv_tile(
         if whole_rows:
             for r in range(CK_TILE_PIXELS):
                 ih = ih0[r] + kh * dh
-                xp[r] = x + ((n * H + ih) * W + iw0[r]) * C if <size_t>ih < <size_t>H else zeros
+                xp[r] = x + ((n * H + ih) * W + iw0[r]) * C if r < npix and <size_t>ih < <size_t>H else zeros
             micro_tile(xp, wblk + kh * KW * cin_g * B, KW * cin_g, acc)
             continue
         for kw in range(KW):
             for r in range(CK_TILE_PIXELS):
                 ih = ih0[r] + kh * dh
                 iw = iw0[r] + kw * dw
-                if <size_t>ih < <size_t>H and <size_t>iw < <size_t>W:
+                if r < npix and <size_t>ih < <size_t>H and <size_t>iw < <size_t>W:
                     xp[r] = x + ((n * H + ih) * W + iw) * C + c0
                 else:
                     xp[r] = zeros
@@ -120,27 +121,37 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, 
     """
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t KH = w.shape[0], KW = w.shape[1], cin_g = w.shape[2], Cout = w.shape[3]
-    cdef Py_ssize_t G = groups, cout_g = Cout // groups
+    cdef Py_ssize_t G = groups, cout_g, nblk, ntiles, nchunks, chunk_tiles, item, blocks
     cdef Py_ssize_t B = tile_width(floating is float)
-    cdef Py_ssize_t nblk = (cout_g + B - 1) // B
     cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2]
-    cdef Py_ssize_t ntiles = (Hout * Wout + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS
-    cdef Py_ssize_t nchunks = (ntiles + CHUNK_TILES - 1) // CHUNK_TILES
-    cdef Py_ssize_t chunk_tiles = (ntiles + nchunks - 1) // nchunks
-    cdef Py_ssize_t item, blocks = G * nblk
-    if out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] == 0:
-        return
-    cdef floating[::1] zeros = np.zeros(max(KW * C, 1), dtype=np.float32 if floating is float else np.float64)
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_min(groups, 1, "groups")
+    check_size(groups * cin_g, C, "groups * the weight's input channels (the input channels)")
+    check_size(Cout % groups, 0, "the weight's output channels modulo groups")
+    check_size(out.shape[0], N, "out's batch")
+    check_size(out.shape[3], Cout, "out's channels")
+    check_min(pt, 0, "the top padding")
+    check_min(pl, 0, "the left padding")
     cdef const floating[::1] bias_view
     cdef const floating* bp = NULL
     if bias is not None:
         bias_view = bias
+        check_size(bias_view.shape[0], Cout, "the bias length")
         bp = &bias_view[0]
+    if residual is not None and residual.shape != (N, Hout, Wout, Cout):
+        raise ValueError(f"expected residual to have shape {(N, Hout, Wout, Cout)}, got {residual.shape}")
+    if out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] == 0:
+        return
+    cout_g = Cout // groups
+    nblk = (cout_g + B - 1) // B
+    blocks = G * nblk
+    ntiles = (Hout * Wout + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS
+    nchunks = (ntiles + CHUNK_TILES - 1) // CHUNK_TILES
+    chunk_tiles = (ntiles + nchunks - 1) // nchunks
+    cdef floating[::1] zeros = np.zeros(max(KW * C, 1), dtype=np.float32 if floating is float else np.float64)
     cdef const floating[:, :, :, ::1] res_view
     cdef const floating* rp = NULL
     if residual is not None:
-        if residual.shape != (N, Hout, Wout, Cout):
-            raise ValueError(f"expected residual to have shape {(N, Hout, Wout, Cout)}, got {residual.shape}")
         res_view = residual
         rp = &res_view[0, 0, 0, 0]
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]

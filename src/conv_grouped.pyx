@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from activation cimport ACT_NONE, activate_span
+from checks cimport check_geometry, check_min, check_size
 from omp cimport omp_get_thread_num
 
 import numpy as np
@@ -182,6 +183,22 @@ def grouped_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :, :, :
     cdef Py_ssize_t L = LANES_F32 if floating is float else LANES_F64
     cdef Py_ssize_t R = ring_rows(KH, dh), S = GB * cin_g * L
     cdef Py_ssize_t r, tid
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_min(groups, 1, "groups")
+    check_size(GB, (groups + L - 1) // L, "the packed weight's group blocks")
+    check_size(wpacked.shape[6], L, "the packed weight's lanes")
+    check_size(groups * cin_g, C, "groups * the weight's input channels (the input channels)")
+    check_size(Cout % groups, 0, "out's channels modulo groups")
+    check_size(nch, (Cout // groups + CG_CHANNELS - 1) // CG_CHANNELS, "the packed weight's channel chunks")
+    check_size(wpacked.shape[5], CG_CHANNELS, "the packed weight's chunk width")
+    check_size(out.shape[0], N, "out's batch")
+    check_min(pt, 0, "the top padding")
+    cdef const floating[::1] bias_view
+    cdef const floating* bp = NULL
+    if bias is not None:
+        bias_view = bias
+        check_size(bias_view.shape[0], Cout, "the bias length")
+        bp = &bias_view[0]
     if N * Hout * Wout * Cout == 0:
         return
     dtype = np.float32 if floating is float else np.float64
@@ -192,11 +209,6 @@ def grouped_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :, :, :
     cdef floating[:, ::1] ring = np.empty((num_threads, max(R * W * S, 1)), dtype=dtype)
     cdef Py_ssize_t[:, ::1] tags = np.full((num_threads, R), -1, dtype=np.intp)
     cdef Py_ssize_t[:, ::1] ptrs = np.empty((num_threads, nptr), dtype=np.intp)
-    cdef const floating[::1] bias_view
-    cdef const floating* bp = NULL
-    if bias is not None:
-        bias_view = bias
-        bp = &bias_view[0]
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
     cdef const floating* wp = &wpacked[0, 0, 0, 0, 0, 0, 0]
     cdef floating* op = &out[0, 0, 0, 0]

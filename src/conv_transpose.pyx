@@ -15,6 +15,7 @@ its input channels, produce its output channels).
 from cython cimport floating
 from cython.parallel cimport prange
 
+from checks cimport check_geometry, check_size
 from microkernel cimport micro_tile
 from omp cimport omp_get_thread_num
 from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
@@ -110,17 +111,25 @@ def conv_transpose2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef Py_ssize_t KH = wpacked.shape[2], KW = wpacked.shape[3], cin_g = wpacked.shape[4]
     cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], Cout = out.shape[3]
     cdef Py_ssize_t r
+    cdef Py_ssize_t B = tile_width(floating is float)
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_size(G * cin_g, C, "the packed weight's groups * input channels per group (the input channels)")
+    check_size(wpacked.shape[5], B, "the packed weight's block width")
+    check_size(nblk, (cout_g + B - 1) // B, "the packed weight's blocks (for cout_g output channels)")
+    check_size(out.shape[0], N, "out's batch")
+    check_size(Cout, G * cout_g, "out's channels")
+    cdef const floating[::1] bias_view
+    cdef const floating* bp = NULL
+    if bias is not None:
+        bias_view = bias
+        check_size(bias_view.shape[0], Cout, "the bias length")
+        bp = &bias_view[0]
     if N * Hout * Wout * Cout == 0:
         return
     cdef floating[::1] zeros = np.zeros(max(C, 1), dtype=np.float32 if floating is float else np.float64)
     # Per-thread scratch: a row's reachable kernel rows and their input rows (KH each).
     cdef Py_ssize_t[:, ::1] scratch = np.empty((num_threads, 2 * KH), dtype=np.intp)
     cdef Py_ssize_t* sp = &scratch[0, 0]
-    cdef const floating[::1] bias_view
-    cdef const floating* bp = NULL
-    if bias is not None:
-        bias_view = bias
-        bp = &bias_view[0]
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
     cdef const floating* wp = &wpacked[0, 0, 0, 0, 0, 0] if wpacked.size > 0 else &zeros[0]
     cdef floating* op = &out[0, 0, 0, 0]

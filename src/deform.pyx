@@ -11,6 +11,7 @@ from cython.parallel cimport prange
 import numpy as np
 
 from bilinear cimport bilinear_sample_vec
+from checks cimport check_geometry, check_min, check_offsets, check_size
 from deform_cols cimport deform_pixel_columns
 
 
@@ -20,6 +21,11 @@ def bilinear_sample_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, ::
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t P = points.shape[1]
     cdef Py_ssize_t q
+    check_min(num_threads, 1, "num_threads")
+    check_size(points.shape[0], N, "points' batch")
+    check_size(points.shape[2], 2, "the coordinates per point")
+    if out.shape[0] != N or out.shape[1] != P or out.shape[2] != C:
+        raise ValueError(f"expected out to have shape ({N}, {P}, {C}), got {tuple(out.shape)[:3]}")
     if N * P * C == 0:
         return
     cdef floating[::1] zeros = np.zeros(C, dtype=np.float32 if floating is float else np.float64)
@@ -48,8 +54,16 @@ def deform_im2col_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     cdef Py_ssize_t K = KH * KW * cg
     cdef Py_ssize_t MC = OC // 2
     cdef Py_ssize_t r, n, oh, ow
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_offsets(offset, mask, x.shape[0], Hout, Wout, KH, KW, C, cpg)
+    if c0 < 0 or cg < 0 or c0 + cg > C:
+        raise ValueError(f"expected channels {c0}:{c0 + cg} to lie within the input's {C}")
+    if row_begin < 0 or row_end > x.shape[0] * Hout:
+        raise ValueError(f"expected output rows {row_begin}:{row_end} within 0:{x.shape[0] * Hout}")
     if row_end <= row_begin or K == 0:
         return
+    check_min(cols.shape[0], (row_end - row_begin) * Wout, "the rows of cols")
+    check_size(cols.shape[1], K, "the columns of cols (KH*KW*cg)")
     cdef floating[::1] zeros = np.zeros(cg, dtype=np.float32 if floating is float else np.float64)
     cdef const floating[:, :, :, ::1] mask_view
     cdef const floating* mp = NULL

@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from activation cimport ACT_NONE, activate_span
+from checks cimport check_geometry, check_size
 from simd cimport CK_DW_ACC_LEN, CK_DW_PIXELS, tile_width
 
 import numpy as np
@@ -194,6 +195,12 @@ def depthwise_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef Py_ssize_t M = wpacked.shape[0], KH = wpacked.shape[1], KW = wpacked.shape[2]
     cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2]
     cdef Py_ssize_t r, n, oh, k
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_size(wpacked.shape[3], C, "the packed weight's channels (the input channels)")
+    check_size(bpacked.shape[0], M, "the packed bias' rows (the channel multiplier)")
+    check_size(bpacked.shape[1], C, "the packed bias' channels")
+    check_size(out.shape[0], N, "out's batch")
+    check_size(out.shape[3], C * M, "out's channels")
     if out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] == 0:
         return
     cdef const floating* xp = &x[0, 0, 0, 0]

@@ -9,6 +9,7 @@ from cython.parallel cimport prange
 
 from activation cimport (ACT_ELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SIGMOID,
                          ACT_TANH, activate_span, activate_span_residual)
+from checks cimport check_min, check_size
 
 cdef enum:
     CHUNK = 16384
@@ -25,8 +26,8 @@ def activation(const floating[::1] x, floating[::1] y, int code, double alpha, i
     cdef Py_ssize_t n = x.shape[0], k, start
     cdef Py_ssize_t nchunks = (n + CHUNK - 1) // CHUNK
     cdef floating a = <floating>alpha
-    if y.shape[0] != n:
-        raise ValueError(f"expected y to have {n} elements, got {y.shape[0]}")
+    check_min(num_threads, 1, "num_threads")
+    check_size(y.shape[0], n, "the length of y")
     if n == 0:
         return
     cdef const floating* xp = &x[0]
@@ -52,17 +53,16 @@ def bias_activation_inplace(floating[:, ::1] y, bias, int code, double alpha, in
     cdef const floating* bp = NULL
     if bias is not None:
         bias_view = bias
-        if bias_view.shape[0] != C:
-            raise ValueError(f"expected bias to have shape ({C},), got ({bias_view.shape[0]},)")
+        check_size(bias_view.shape[0], C, "the bias length")
         bp = &bias_view[0]
     cdef const floating[:, ::1] res_view
     cdef const floating* rp = NULL
     if residual is not None:
         res_view = residual
-        if res_view.shape[0] != R or res_view.shape[1] != C:
-            raise ValueError(f"expected residual to have shape ({R}, {C}), "
-                             f"got ({res_view.shape[0]}, {res_view.shape[1]})")
+        check_size(res_view.shape[0], R, "the residual's rows")
+        check_size(res_view.shape[1], C, "the residual's channels")
         rp = &res_view[0, 0] if R * C > 0 else NULL
+    check_min(num_threads, 1, "num_threads")
     if R * C == 0 or (bp == NULL and rp == NULL and code == ACT_NONE):
         return
     cdef Py_ssize_t rows_per_chunk = max(1, CHUNK // C)

@@ -9,6 +9,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
 
+from checks cimport check_geometry, check_min, check_size
+
 
 cdef inline void max_pool_row(
     const floating* x, floating* y, Py_ssize_t n, Py_ssize_t oh, Py_ssize_t H, Py_ssize_t W,
@@ -69,12 +71,23 @@ cdef inline void avg_pool_row(
             dst[c] = dst[c] / d
 
 
+cdef int check_pooling(Py_ssize_t N, Py_ssize_t C, Py_ssize_t yN, Py_ssize_t yC, Py_ssize_t KH,
+                       Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, int num_threads) except -1:
+    check_geometry(sh, sw, 1, 1, num_threads)
+    check_min(KH, 1, "the window height")
+    check_min(KW, 1, "the window width")
+    check_size(yN, N, "y's batch")
+    check_size(yC, C, "y's channels")
+    return 0
+
+
 def max_pool_nhwc(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
                   Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
                   Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int num_threads):
     """y (N, Hout, Wout, C) = max over each dilated window of x (N, H, W, C), padding -inf."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t Hout = y.shape[1], Wout = y.shape[2], r
+    check_pooling(N, C, y.shape[0], y.shape[3], KH, KW, sh, sw, num_threads)
     if N * Hout * Wout * C == 0:
         return
     cdef const floating* xp = &x[0, 0, 0, 0]
@@ -96,6 +109,7 @@ def avg_pool_nhwc(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
     """
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t Hout = y.shape[1], Wout = y.shape[2], r
+    check_pooling(N, C, y.shape[0], y.shape[3], KH, KW, sh, sw, num_threads)
     if N * Hout * Wout * C == 0:
         return
     cdef const floating* xp = &x[0, 0, 0, 0]

@@ -10,6 +10,8 @@ bit for bit whatever ``num_threads`` is.
 from cython cimport floating
 from cython.parallel cimport prange
 
+from checks cimport check_min, check_size
+
 import numpy as np
 
 cdef enum:
@@ -62,12 +64,23 @@ cdef inline double sum_plane(const floating* x, Py_ssize_t n, double center, bin
     return total
 
 
+cdef int check_reduction(object center, Py_ssize_t C, Py_ssize_t out_rows, Py_ssize_t rows,
+                         Py_ssize_t out_cols, Py_ssize_t cols, int num_threads) except -1:
+    check_min(num_threads, 1, "num_threads")
+    check_size(out_rows, rows, "out's rows")
+    check_size(out_cols, cols, "out's columns")
+    if center is not None:
+        check_size(len(center), C, "the length of center (the channels)")
+    return 0
+
+
 def row_sums(const floating[:, :, ::1] x, center, double[:, ::1] out, int num_threads):
     """out[g, c] = sum_r x[g, r, c]; with ``center`` (a (C,) float64 array), sum_r (x[g, r, c] - center[c])**2."""
     cdef Py_ssize_t G = x.shape[0], R = x.shape[1], C = x.shape[2]
     cdef Py_ssize_t chunk_rows = max(<Py_ssize_t>MIN_CHUNK_ROWS, (R + MAX_CHUNKS - 1) // MAX_CHUNKS)
     cdef Py_ssize_t K = max(1, (R + chunk_rows - 1) // chunk_rows)
     cdef Py_ssize_t t, g, k, r0, c
+    check_reduction(center, C, out.shape[0], G, out.shape[1], C, num_threads)
     out[:, :] = 0
     if G * R * C == 0:
         return
@@ -93,6 +106,7 @@ def plane_sums(const floating[:, :, ::1] x, center, double[:, ::1] out, int num_
     """out[n, c] = sum_i x[n, c, i]; with ``center`` (a (C,) float64 array), sum_i (x[n, c, i] - center[c])**2."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2], t
     cdef bint squares = center is not None
+    check_reduction(center, C, out.shape[0], N, out.shape[1], C, num_threads)
     cdef const double[::1] center_view = center if squares else np.zeros(max(C, 1))
     out[:, :] = 0
     if N * C * P == 0:
