@@ -89,9 +89,9 @@ def transposed_geometry(in_size, kernel_size, stride, padding, output_padding, d
                              f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
     for axis, size, k, s, p, op, d in zip(("height", "width"), in_size, kernel_size, stride, padding,
                                            output_padding, dilation):
-        check_extent((size - 1) * s + d * (k - 1) + op + 1 + p,
-                     f"the uncropped output {axis} + padding ((input - 1)*stride + dilation*(kernel - 1) "
-                     f"+ output_padding + 1 + padding)")
+        check_extent((size - 1) * s + d * (k - 1) + op + 1,
+                     f"the uncropped output {axis} ((input - 1)*stride + dilation*(kernel - 1) "
+                     f"+ output_padding + 1)")
     hout, wout = (transposed_output_size(size, k, s, p, op, d) for size, k, s, p, op, d in
                   zip(in_size, kernel_size, stride, padding, output_padding, dilation))
     if min(hout, wout) < (0 if empty_batch else 1):

@@ -67,7 +67,7 @@ def test_conv_transpose2d_near_the_limit(algo):
     (lambda x, w: convkit.conv2d(x, w, stride=2**63), "stride"),
     (lambda x, w: convkit.conv2d(x, w, dilation=(2**64, 1)), "dilation"),
     (lambda x, w: convkit.conv2d(x, w, padding=(2**62, 0), dilation=(2**62, 1)), "padded input height"),
-    (lambda x, w: convkit.conv_transpose2d(x, w.transpose(0, 1, 3, 2), padding=(2**61, 0),
+    (lambda x, w: convkit.conv_transpose2d(x, w.transpose(0, 1, 3, 2), stride=(2**61, 1), padding=(2**61, 0),
                                            dilation=(2**62, 1)), "uncropped output height"),
     (lambda x, w: convkit.deform_conv2d(x, np.zeros((1, 1, 2, 8)), w, padding=(2**62, 0), dilation=(2**62, 1)),
      "padded input height"),

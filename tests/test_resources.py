@@ -143,19 +143,19 @@ X3 = np.random.default_rng(1).standard_normal((2, 3, 3, 2)).astype(np.float32)
 W2 = np.random.default_rng(2).standard_normal((2, 2, 2, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize("big", [2**40, 2**62])
+@pytest.mark.parametrize("big", [2**40, 2**61])
 @pytest.mark.parametrize("algo", ["direct", "im2col"])
 def test_conv2d_stride_and_padding_near_2_to_63(big, algo):
     """stride = padding = S >= H: a 3x3 output whose centre is the unpadded convolution's first pixel and
     whose other pixels see only padding, with indices up to 2*S computed on the way (64-bit, wrapping
-    nowhere)."""
+    nowhere; S = 2**62 would reach 2**63 and is refused, see test_geometry_beyond_64_bits_raises)."""
     y = convkit.conv2d(X3, W2, stride=big, padding=big, algo=algo)
     expected = np.zeros((2, 3, 3, 3), np.float32)
     expected[:, 1, 1] = convkit.conv2d(X3, W2, algo=algo)[:, 0, 0]
     np.testing.assert_array_equal(y, expected)
 
 
-@pytest.mark.parametrize("big", [2**40, 2**62])
+@pytest.mark.parametrize("big", [2**40, 2**61])
 def test_other_kernels_with_stride_and_padding_near_2_to_63(big):
     cols = convkit.im2col(X3, 2, stride=big, padding=big)
     expected = np.zeros((2, 3, 3, 8), np.float32)
@@ -178,15 +178,16 @@ def test_other_kernels_with_stride_and_padding_near_2_to_63(big):
     lambda: convkit.conv2d(X3, W2, stride=2**63),
     lambda: convkit.conv2d(X3, W2, padding=2**63),
     lambda: convkit.conv2d(X3, W2, dilation=2**62, padding=2**62),
+    lambda: convkit.conv2d(X3, W2, stride=2**62, padding=2**62),
     lambda: convkit.im2col(X3, 2, stride=2**64),
     lambda: convkit.col2im(np.zeros((1, 8), np.float32), (2**62, 2**62), 2, stride=2**63),
     lambda: convkit.conv_transpose2d(X3, W2.transpose(0, 1, 3, 2).copy(), stride=2**63),
     lambda: convkit.max_pool2d(X3, 2, 2**64),
     lambda: convkit.avg_pool2d(X3, 2**63),
-], ids=["conv2d stride", "conv2d padding", "conv2d dilation", "im2col", "col2im", "conv_transpose2d",
+], ids=["conv2d stride", "conv2d padding", "conv2d dilation", "conv2d stride and padding 2**62", "im2col", "col2im", "conv_transpose2d",
         "max_pool2d", "avg_pool2d"])
 def test_geometry_beyond_64_bits_raises(call):
-    with pytest.raises((ValueError, OverflowError, MemoryError)):
+    with pytest.raises(ValueError):
         call()
 
 
