@@ -51,8 +51,10 @@ def batch_norm_with_statistics(x, running_mean, running_var, weight=None, bias=N
     weight = _channel_vector(weight, "weight", channels, x.dtype)
     bias = _channel_vector(bias, "bias", channels, x.dtype)
     nt = resolve_num_threads(num_threads)
-    if x.size == 0:   # nothing to normalise, no statistics to update (as PyTorch)
-        return np.empty_like(x)
+    if x.size == 0:   # nothing to normalise, no statistics to update (as PyTorch); a batch's are NaN
+        if training:
+            return np.empty_like(x), np.full(channels, np.nan), np.full(channels, np.nan)
+        return np.empty_like(x), running_mean.astype(np.float64), running_var.astype(np.float64)
     if training:
         mean, var = _batch_statistics(x, layout, channels, nt)
         _update_running(running_mean, running_var, mean, var, momentum, x.size // max(channels, 1))

@@ -174,11 +174,16 @@ def test_deform_conv2d_grad_output_of_the_wrong_shape_names_both_shapes(rng):
         grad.deform_conv2d(np.zeros((2, 6, 6, 6), np.float32), x, offset, weight, mask, 1, 1)
 
 
-def test_weight_gradient_of_an_empty_image_seen_through_padding_is_zero():
+def test_gradients_of_an_empty_image_seen_through_padding_raise_as_the_forward():
+    """conv2d rejects an empty image in a non-empty batch (as PyTorch does), so its gradients do too."""
     x = np.zeros((2, 0, 0, 3), np.float32)
-    go = np.ones((2, 2, 2, 4), np.float32)              # a 1x1 kernel over padding 1: a 2x2 output
-    assert np.array_equal(grad.conv2d_weight(x, (1, 1, 3, 4), go, padding=1), np.zeros((1, 1, 3, 4), np.float32))
-    assert grad.conv2d_input(x.shape, np.ones((1, 1, 3, 4), np.float32), go, padding=1).shape == x.shape
+    go = np.ones((2, 2, 2, 4), np.float32)              # a 1x1 kernel over padding 1 would give a 2x2 output
+    with pytest.raises(ValueError, match="expected x to have a height and width of at least 1"):
+        convkit.conv2d(x, np.ones((1, 1, 3, 4), np.float32), padding=1)
+    with pytest.raises(ValueError, match="expected x to have a height and width of at least 1"):
+        grad.conv2d_weight(x, (1, 1, 3, 4), go, padding=1)
+    with pytest.raises(ValueError, match="expected x to have a height and width of at least 1"):
+        grad.conv2d_input(x.shape, np.ones((1, 1, 3, 4), np.float32), go, padding=1)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

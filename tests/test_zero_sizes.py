@@ -183,16 +183,23 @@ COUNTS = [
     _case("deform_sampling_macs", "c1 0", "c1", ("NCHW",), c1=0, kernel_size=3, output_size=5),
 ]
 
-CASES = CONV + TRANSPOSE + DEFORM + POOLS + NORM + UNFOLD + LINEAR + SAMPLING + ACTIVATIONS + CLASSIFIER + COUNTS
+MATMUL = [
+    _case("matmul", "rows 0", (0, 4), ("NCHW",), a=(0, 3), b=(3, 4)),
+    _case("matmul", "inner 0", (2, 4), ("NCHW",), a=(2, 0), b=(0, 4), values=lambda a: 0),
+    _case("matmul", "columns 0", (2, 0), ("NCHW",), a=(2, 3), b=(3, 0)),
+]
 
-# Layers, models and summary: a batch of 0 images gives 0 results (PyTorch's modules do the same).
-MODULES = ["nn", "models", "summary"]
+CASES = (CONV + TRANSPOSE + DEFORM + POOLS + NORM + UNFOLD + LINEAR + MATMUL + SAMPLING + ACTIVATIONS + CLASSIFIER
+         + COUNTS)
+
+# Layers, models, summary and the optimizer: a batch of 0 images gives 0 results, an empty parameter is
+# stepped (PyTorch's modules and torch.optim do the same).  The gradients: tests/test_zero_sizes_grad.py.
+MODULES = ["nn", "models", "summary", "optim", "grad"]
 NO_SIZES = ["get_num_threads", "set_num_threads", "show_config", "autotune_cache", "set_autotune"]
-NOT_SWEPT = ["grad"]   # the gradients (issue 12) have their own bad-input tests (tests/test_grad*.py)
 
 
 def test_every_public_function_is_swept():
-    swept = {case.function for case in CASES} | set(MODULES) | set(NO_SIZES) | set(NOT_SWEPT)
+    swept = {case.function for case in CASES} | set(MODULES) | set(NO_SIZES)
     assert sorted(swept) == PUBLIC
 
 
@@ -258,6 +265,17 @@ def test_zero_sized_arguments(case, dtype):
             np.testing.assert_array_equal(nhwc, np.broadcast_to(case.values(arrays), nhwc.shape))
 
 
+WINOGRAD_SHAPES = [c for c in CONV if isinstance(c.expected, str)
+                   or c.arrays["weight"][2:] == (3, 3) and c.kwargs.get("groups", 1) == 1]
+ALGO_CASES = [(c, algo) for c in CONV for algo in ("direct", "im2col", "winograd")
+              if algo != "winograd" or c in WINOGRAD_SHAPES]
+
+
+@pytest.mark.parametrize("case,algo", ALGO_CASES, ids=[f"{c.id}-{a}" for c, a in ALGO_CASES])
+def test_conv2d_zero_sizes_with_every_algorithm(case, algo):
+    test_zero_sized_arguments(dataclasses.replace(case, kwargs=dict(case.kwargs, algo=algo)), np.float32)
+
+
 def test_batch_norm_training_on_nothing_keeps_the_running_statistics():
     mean, var = np.ones(3), np.full(3, 2.0)
     y = convkit.batch_norm(np.zeros((0, 4, 4, 3)), mean, var, training=True)
@@ -270,6 +288,7 @@ def test_layers_models_and_summary_take_a_batch_of_0(layout):
     x = np.zeros((0, 32, 32, 3) if layout == "NHWC" else (0, 3, 32, 32), np.float32)
     net = convkit.models.resnet18(layout, num_classes=10)
     assert net(x).shape == (0, 10)
+    assert convkit.models.resnet18(layout, num_classes=10, algo="winograd")(x).shape == (0, 10)
     deform = convkit.nn.DeformConv2d(3, 4, 3, layout=layout)
     offset = np.zeros((0, 30, 30, 18) if layout == "NHWC" else (0, 18, 30, 30), np.float32)
     assert deform(x, offset).shape == ((0, 30, 30, 4) if layout == "NHWC" else (0, 4, 30, 30))
@@ -278,11 +297,45 @@ def test_layers_models_and_summary_take_a_batch_of_0(layout):
     assert "Total MACs:   0 " in text.getvalue(), text.getvalue()
 
 
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("training", [False, True])
+def test_every_layer_takes_a_batch_of_0(layout, training):
+    """Every layer of convkit.nn, forward and (training) backward, on an empty batch."""
+    nn = convkit.nn
+    net = nn.Sequential(
+        nn.ConvBNAct(3, 8, layout=layout), nn.DepthwiseSeparable(8, 16, 2, layout=layout),
+        nn.InvertedResidual(16, 16, 1, 2, layout=layout), nn.BasicBlock(16, 16, layout=layout),
+        nn.MaxPool2d(2, layout=layout), nn.AvgPool2d(1, layout=layout), nn.ConvTranspose2d(16, 8, 2, 2, layout=layout),
+        nn.BatchNorm2d(8, layout=layout), nn.ReLU6(), nn.Conv2d(8, 8, 3, padding=1, layout=layout),
+        nn.LeakyReLU(0.2), nn.ELU(), nn.Sigmoid(), nn.Tanh(), nn.ReLU(), nn.Dropout(),
+        nn.GlobalAvgPool2d(layout=layout), nn.Flatten(layout=layout), nn.Linear(8, 5))
+    net.train(training)
+    x = np.zeros((0, 16, 16, 3) if layout == "NHWC" else (0, 3, 16, 16), np.float32)
+    y = net(x)
+    assert y.shape == (0, 5)
+    if training:
+        gx = net.backward(np.zeros((0, 5), np.float32))
+        assert gx.shape == x.shape
+        for p in net.parameters():     # PyTorch: the gradient of a sum over nothing, zeros
+            assert p.grad is not None and p.grad.shape == p.shape and not p.grad.any()
+
+
+def test_sgd_steps_an_empty_parameter():
+    p = convkit.nn.Parameter(np.zeros((0, 3), np.float32))
+    q = convkit.nn.Parameter(np.ones((2,), np.float32))
+    p.grad, q.grad = np.zeros((0, 3), np.float32), np.ones((2,), np.float32)
+    opt = convkit.optim.SGD([p, q], lr=0.5, momentum=0.9)
+    opt.step()
+    opt.step()
+    assert p.shape == (0, 3)
+    np.testing.assert_allclose(q, [-0.45, -0.45], rtol=1e-6)   # 1 - 0.5*1, then - 0.5*(0.9*1 + 1)
+
+
 # -- the table is PyTorch's -------------------------------------------------------------------------------
 
 def _torch_call(case, torch, arrays):
     F = torch.nn.functional
-    t = {k: None if v is None else torch.from_numpy(v) for k, v in arrays.items()}
+    t = {k: v if v is None or torch.is_tensor(v) else torch.from_numpy(v) for k, v in arrays.items()}
     kw = case.kwargs
     if case.function == "conv2d":
         return F.conv2d(t["x"], t["weight"], t.get("bias"), padding=kw.get("padding", 0), groups=kw.get("groups", 1))
@@ -307,6 +360,8 @@ def _torch_call(case, torch, arrays):
         return F.linear(t["x"], t["weight"], t.get("bias"))
     if case.function == "cross_entropy":
         return F.cross_entropy(t["logits"], t["labels"], reduction=kw["reduction"])
+    if case.function == "matmul":
+        return torch.matmul(t["a"], t["b"])
     if case.function in ("softmax", "log_softmax"):
         return getattr(F, case.function)(t["x"], -1)
     return getattr(F, case.function)(t["x"])

@@ -17,7 +17,7 @@ import numpy as np
 from .._kernels import conv_grad as _cg
 from .._kernels import conv_transpose as _tconv
 from .._kernels import reductions as _red
-from .._conv_args import _conv_channels, _transposed_channels
+from .._conv_args import _check_sizes, _conv_channels, _transposed_channels
 from .._layout import conv_weight_to_hwio, from_nhwc, layout_shape, nhwc_shape, to_nhwc
 from .._threads import resolve_num_threads
 from .._validation import as_float_array, check_layout, check_ndim, conv_geometry, int_arg
@@ -45,7 +45,8 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     weight = _conv_weight(weight, layout)
     n, h, wid, c = nhwc_shape(as_shape(input_shape, "input_shape", 4), layout)
     w = conv_weight_to_hwio(weight, layout)
-    stride, dilation, pads, out_hw = _conv_setup((h, wid, c), w.shape, stride, padding, dilation, groups)
+    stride, dilation, pads, out_hw = _conv_setup((n, h, wid, c), w.shape, stride, padding, dilation, groups,
+                                                 (input_shape, weight.shape))
     go = to_nhwc(as_grad_output(grad_output, layout_shape(n, *out_hw, w.shape[3], layout), weight.dtype),
                  layout)
     gx = input_grad_nhwc(go, w, (n, h, wid, c), stride, pads, dilation, groups,
@@ -66,7 +67,8 @@ def conv2d_weight(x, weight_shape, grad_output, stride=1, padding=0, dilation=1,
     xh = to_nhwc(x, layout)
     hwio = _hwio_shape(as_shape(weight_shape, "weight_shape", 4), layout)
     n, h, wid, c = xh.shape
-    stride, dilation, pads, out_hw = _conv_setup((h, wid, c), hwio, stride, padding, dilation, groups)
+    stride, dilation, pads, out_hw = _conv_setup(xh.shape, hwio, stride, padding, dilation, groups,
+                                                 (x.shape, weight_shape))
     go = to_nhwc(as_grad_output(grad_output, layout_shape(n, *out_hw, hwio[3], layout), x.dtype), layout)
     gw = weight_grad_nhwc(xh, go, hwio, stride, pads, dilation, groups, resolve_num_threads(num_threads))
     return gw if layout == "NHWC" else np.ascontiguousarray(gw.transpose(3, 2, 0, 1))
@@ -96,7 +98,7 @@ def conv_transpose2d_input(input_shape, weight, grad_output, stride=1, padding=0
     n, h, wid, cin = nhwc_shape(as_shape(input_shape, "input_shape", 4), layout)
     w = weight if layout == "NHWC" else np.ascontiguousarray(weight.transpose(2, 3, 1, 0))
     stride, pads, dilation, out_hw, cout = _transpose_setup(
-        (h, wid, cin), w.shape, stride, padding, output_padding, dilation, groups)
+        (n, h, wid, cin), w.shape, stride, padding, output_padding, dilation, groups, (input_shape, weight.shape))
     go = to_nhwc(as_grad_output(grad_output, layout_shape(n, *out_hw, cout, layout), weight.dtype), layout)
     gx = np.empty((n, h, wid, cin), weight.dtype)
     if gx.size:
@@ -123,7 +125,7 @@ def conv_transpose2d_weight(x, weight_shape, grad_output, stride=1, padding=0, o
     wshape = shape if layout == "NHWC" else (shape[2], shape[3], shape[1], shape[0])
     n, h, wid, cin = xh.shape
     stride, pads, dilation, out_hw, cout = _transpose_setup(
-        (h, wid, cin), wshape, stride, padding, output_padding, dilation, groups)
+        xh.shape, wshape, stride, padding, output_padding, dilation, groups, (x.shape, shape))
     go = to_nhwc(as_grad_output(grad_output, layout_shape(n, *out_hw, cout, layout), x.dtype), layout)
     # conv_transpose2d(x, w) is the adjoint of conv2d(., w): its weight gradient is conv2d's, with
     # grad_output as conv2d's input and x as conv2d's output gradient.
@@ -202,20 +204,24 @@ def _conv_weight(weight, layout, transposed=False):
     return weight
 
 
-def _conv_setup(in_hwc, hwio, stride, padding, dilation, groups):
-    """conv2d's checks for an input (H, W, C) and weight shape (KH, KW, Cin/groups, Cout):
+def _conv_setup(in_nhwc, hwio, stride, padding, dilation, groups, shapes):
+    """conv2d's checks for an input (N, H, W, C) and weight shape (KH, KW, Cin/groups, Cout), the
+    forward's own (``shapes``: x's and the weight's as the caller gave them, for the messages):
     (stride, dilation, pads (t, b, l, r), (Hout, Wout))."""
-    h, wid, c = in_hwc
+    h, wid, c = in_nhwc[1:]
+    _check_sizes("conv", in_nhwc, hwio, *shapes)
     groups = int_arg(groups, "groups", 1)
     _conv_channels(c, hwio, hwio, groups, f"groups={groups}")
     return conv_geometry((h, wid), hwio[:2], stride, padding, dilation)
 
 
-def _transpose_setup(in_hwc, wshape, stride, padding, output_padding, dilation, groups):
-    """conv_transpose2d's checks: (stride, pads (p, p, q, q), dilation, (Hout, Wout), Cout)."""
-    h, wid, cin = in_hwc
+def _transpose_setup(in_nhwc, wshape, stride, padding, output_padding, dilation, groups, shapes):
+    """conv_transpose2d's checks (``shapes`` as for :func:`_conv_setup`):
+    (stride, pads (p, p, q, q), dilation, (Hout, Wout), Cout)."""
+    n, h, wid, cin = in_nhwc
+    _check_sizes("transposed", in_nhwc, wshape, *shapes)
     groups = int_arg(groups, "groups", 1)
     cout = _transposed_channels(cin, wshape, wshape, groups)
     stride, padding, dilation, out_hw = transposed_geometry((h, wid), wshape[:2], stride, padding,
-                                                            output_padding, dilation)
+                                                            output_padding, dilation, empty_batch=n == 0)
     return stride, (padding[0], padding[0], padding[1], padding[1]), dilation, out_hw, cout

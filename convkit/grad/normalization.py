@@ -28,6 +28,8 @@ def batch_norm(grad_output, x, weight=None, eps=1e-5, *, statistics=None, layout
     weight = _channel_vector(weight, "weight", channels, x.dtype)
     g = as_grad_output(grad_output, x.shape, x.dtype)
     nt = resolve_num_threads(num_threads)
+    if x.size == 0:   # the forward of nothing is nothing: zero sums, as PyTorch's autograd gives
+        return np.empty_like(x), np.zeros(channels, x.dtype), np.zeros(channels, x.dtype)
     if statistics is None:
         mean, var = _batch_statistics(x, layout, channels, nt)
     else:

@@ -1,4 +1,6 @@
 """Linear, Flatten and Dropout: the classifier end of a network."""
+import math
+
 import numpy as np
 
 from .. import grad as G
@@ -62,7 +64,7 @@ class Flatten(Module):
         self._save(x.shape)
         if self._channels_first(x.shape):
             x = from_nhwc(x, self.layout)
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))   # (not -1: an empty batch has no size to infer)
 
     def _channels_first(self, shape):
         return len(shape) == 4 and self.layout == "NCHW" and shape[1] * shape[2] > 1
