@@ -1,5 +1,6 @@
 /* The depthwise convolution's register tile: CK_DW_PIXELS output pixels x one block of channels (two
- * vectors: CK_NR_F32 / CK_NR_F64 of simd.h) for a contiguous-output (multiplier 1), interior tile.
+ * vectors: CK_NR_F32 / CK_NR_F64 of simd.h; or one, the half tile) for a contiguous-output (multiplier 1),
+ * interior tile.
  *
  * x points at the first tap of pixel 0 (its top-left input pixel, at the block's first channel); pixel r
  * reads x + r*step, tap (i, j) is at + i*row + j*col; w points at the first tap row's weights, tap (i, j)
@@ -12,31 +13,35 @@
 #define CONVKIT_DEPTHWISE_TILE_H
 #include <stddef.h>
 #include "simd.h"
-#define DW_DEFINE_TILE(NAME, T, VT, LANES)                                                   \
+/* NV vectors of channels per pixel: 2 for a whole block, 1 for the half block a channel count leaves
+ * when it is an odd multiple of a vector (e.g. MobileNet's 144 = 4 x 32 + 16 with 512-bit vectors). */
+#define DW_DEFINE_TILE(NAME, T, VT, LANES, NV)                                               \
 static inline void NAME(const T *x, ptrdiff_t step, ptrdiff_t row, ptrdiff_t col, ptrdiff_t nkh,\
                         ptrdiff_t KW, const T *w, ptrdiff_t C, const T *bias, T *out, ptrdiff_t ostep) \
 {                                                                                            \
-    VT a[CK_DW_PIXELS][2];                                                                      \
-    VT b0 = *(const VT *)bias, b1 = *(const VT *)(bias + LANES);                             \
-    for (int r = 0; r < CK_DW_PIXELS; r++) { a[r][0] = b0; a[r][1] = b1; }                      \
+    VT a[CK_DW_PIXELS][NV], wv[NV];                                                          \
+    for (int v = 0; v < NV; v++) {                                                           \
+        wv[v] = *(const VT *)(bias + v * LANES);                                             \
+        for (int r = 0; r < CK_DW_PIXELS; r++) a[r][v] = wv[v];                              \
+    }                                                                                        \
     for (ptrdiff_t i = 0; i < nkh; i++) {                                                    \
         const T *xr = x + i * row;                                                           \
         const T *wr = w + i * KW * C;                                                        \
         for (ptrdiff_t j = 0; j < KW; j++) {                                                 \
             const T *xp = xr + j * col;                                                      \
-            VT w0 = *(const VT *)(wr + j * C), w1 = *(const VT *)(wr + j * C + LANES);       \
-            for (int r = 0; r < CK_DW_PIXELS; r++) {                                            \
-                a[r][0] += *(const VT *)(xp + r * step) * w0;                                \
-                a[r][1] += *(const VT *)(xp + r * step + LANES) * w1;                        \
-            }                                                                                \
+            for (int v = 0; v < NV; v++) wv[v] = *(const VT *)(wr + j * C + v * LANES);      \
+            for (int r = 0; r < CK_DW_PIXELS; r++)                                           \
+                for (int v = 0; v < NV; v++)                                                 \
+                    a[r][v] += *(const VT *)(xp + r * step + v * LANES) * wv[v];             \
         }                                                                                    \
     }                                                                                        \
-    for (int r = 0; r < CK_DW_PIXELS; r++) {                                                    \
-        *(VT *)(out + r * ostep) = a[r][0];                                                  \
-        *(VT *)(out + r * ostep + LANES) = a[r][1];                                          \
-    }                                                                                        \
+    for (int r = 0; r < CK_DW_PIXELS; r++)                                                   \
+        for (int v = 0; v < NV; v++)                                                         \
+            *(VT *)(out + r * ostep + v * LANES) = a[r][v];                                  \
 }
-DW_DEFINE_TILE(dw_tile_f32, float, ck_vf32, CK_LANES_F32)
-DW_DEFINE_TILE(dw_tile_f64, double, ck_vf64, CK_LANES_F64)
+DW_DEFINE_TILE(dw_tile_f32, float, ck_vf32, CK_LANES_F32, 2)
+DW_DEFINE_TILE(dw_tile_f64, double, ck_vf64, CK_LANES_F64, 2)
+DW_DEFINE_TILE(dw_half_tile_f32, float, ck_vf32, CK_LANES_F32, 1)
+DW_DEFINE_TILE(dw_half_tile_f64, double, ck_vf64, CK_LANES_F64, 1)
 
 #endif

@@ -16,6 +16,8 @@ CASES = [
     (1, 6, 7, 5, 1, (3, 3), 1, (1, 1, 1, 1), 1),          # odd channels: the remainder block only
     (2, 9, 13, 16, 1, (3, 3), 1, (1, 1, 1, 1), 1),        # one full block, interior tiles + remainder
     (1, 11, 10, 35, 1, (3, 3), 2, (1, 1, 1, 1), 1),       # stride 2, two full blocks + remainder
+    (1, 7, 13, 56, 1, (3, 3), 1, (1, 1, 1, 1), 1),        # full blocks + a half block (+ remainder)
+    (1, 6, 11, 24, 2, (3, 3), 1, (1, 1, 1, 1), 1),        # half block of the multiplier>1 tile
     (1, 10, 12, 19, 1, (5, 3), (3, 2), (2, 1, 0, 3), 1),  # stride 3x2, asymmetric padding
     (1, 12, 11, 8, 1, (3, 3), 1, (2, 2, 2, 2), (2, 2)),   # dilation 2
     (1, 9, 14, 6, 1, (3, 5), 1, (3, 1, 2, 4), (3, 1)),    # dilation 3x1, uneven padding
