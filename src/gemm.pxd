@@ -21,7 +21,7 @@ from microkernel cimport gemm_tile
 from simd cimport CK_ACC_LEN, CK_MR, CK_NR_F32, CK_NR_F64
 
 cdef enum:
-    B_PANEL_BYTES = 16 << 10      # KC x NR micro-panel of B: half of L1d
+    KC_STEPS = 256                # reduction steps per block (gemm.pyx: the measurement that chose it)
     A_BLOCK_BYTES = 144 << 10     # MC x KC block of A: in L2
     B_BLOCK_BYTES = 4080 << 10    # KC x NC panel of B: in L3
     ALIGN = 64                    # packed buffers start on a cache line
@@ -46,7 +46,7 @@ cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t m) noexcept nogil:
 
 cdef inline (Py_ssize_t, Py_ssize_t, Py_ssize_t) block_sizes(floating zero) noexcept nogil:
     cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
-    cdef Py_ssize_t kc = max(B_PANEL_BYTES // (NR * sizeof(floating)), 1)
+    cdef Py_ssize_t kc = KC_STEPS
     cdef Py_ssize_t mc = max(A_BLOCK_BYTES // (kc * sizeof(floating)) // CK_MR, 1) * CK_MR
     cdef Py_ssize_t nc = max(B_BLOCK_BYTES // (kc * sizeof(floating)) // NR, 1) * NR
     return round_up(mc, CK_MR), kc, round_up(nc, NR)

@@ -1,22 +1,35 @@
 """convkit's GEMM, structured as BLIS (Van Zee & van de Geijn, 2015) around microkernel.h's register tile.
 
-    for jc in N by NC:              B[pc:pc+KC, jc:jc+NC] packed once, by all threads, into NR-column panels
+    for jc in N by NC:              B[pc:pc+KC, jc:jc+NC] packed into NR-column micro-panels
       for pc in K by KC:
-        for ic in M by MC:          parallel: each thread packs its own A block (MC x KC, CK_MR-row panels)
+        for ic in M by MC:          A[ic:ic+MC, pc:pc+KC] packed into CK_MR-row micro-panels
           for jr in NC by NR:       a B micro-panel (KC x NR) stays in L1 ...
             for ir in MC by CK_MR:  ... while the A block streams from L2
               register tile, then the epilogue on the tile, then the store
 
 Edges are handled by zero-padded packing (the tile always computes CK_MR x NR; only the valid part is
-stored).  The threads share the packed B panel and split the ic loop (and, when M has fewer blocks than
-threads, the jr loop too), as BLIS does on one socket.  The work is split into items of (ic block, run of
-jr panels), handed out statically in order, so a thread repacks A only when its ic block changes.
+stored).  Threads (gemm.pxd's gemm_packed_by) each take a contiguous block of rows (or of column panels
+when M is short) and run the loops above on it with their own packed A and B: one parallel region and no
+barrier inside, at the price of every thread packing B (measured on the shared 2-core machine: a B panel
+shared as in BLIS made 2 threads 5-15x slower than 1, each synchronisation waiting for a descheduled thread).
 
-Block sizes, in bytes so that they carry over between dtypes and vector widths (see ``blocking``):
-a B micro-panel of KC x NR is 16 KiB (half of a 32 KiB L1d: KC = 256 for 6x16 float32 / 6x8 float64 tiles);
-the A block is about 144 KiB (MC = 144 float32 rows at KC = 256: within a 512 KiB-1 MiB L2); the B panel is
-KC x NC of about 4 MiB (NC = 4080 at KC = 256, in the shared L3).  These are BLIS's sgemm values for
-Haswell and Zen; the measurement that kept them is in the module's README section (bench/gemm_blocking.py).
+Block sizes (gemm.pxd): KC = 256 reduction steps; MC from an A block of about 144 KiB (in L2); NC from a
+B panel of about 4 MiB (in L3).  With the 256-bit tile (6 x 16 float32) these are BLIS's sgemm values for
+Haswell and Zen (MC=144, KC=256, NC=4080), a B micro-panel of 16 KiB (half a 32 KiB L1d).  With the 512-bit
+tile (12 x 32) they give MC=144, KC=256, NC=4064 and a 32 KiB B micro-panel, chosen on the one AVX-512
+machine available (AMD EPYC Zen 4, 32 KiB L1d, 1 MiB L2 per core; not measured elsewhere) over the
+previous byte-derived KC=128, MC=288 (a 16 KiB micro-panel), in interleaved rounds against NumPy's OpenBLAS,
+1 thread, float32, machine shared with other jobs (load 7-10 on 2 cores, so 2-thread timings were not
+usable); NumPy's time over convkit's, three runs of 5-9 rounds each:
+
+    (MC, KC)       3136x576x64        392x4608x512       2048^3
+    (288, 128)     0.90 0.75 0.83     0.95 0.82 0.87     0.76 0.81 0.84
+    (144, 256)     0.95 0.91 0.80     0.97 0.93 0.89     0.90 0.88 0.88
+    (384, 192)     0.99 0.92 0.76     0.89 0.82 0.83     0.91 0.91 0.94
+    (240, 256)     -    0.74 0.78     -    0.83 0.86     -    0.98 0.96
+
+NC only matters when N > NC (none of these).  BLIS's own Zen 4 sgemm blocking (MC=512, KC=480, NC=6144 for
+a 32 x 12 column-major tile, its 12-wide operand kept in L1) is for the other loop order and was not tried.
 """
 from cython cimport floating
 
