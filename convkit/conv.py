@@ -73,7 +73,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
     if y.size == 0:
         return from_nhwc(y, layout) if out is None else out
     if algo == "auto":
-        algo = choose_algorithm((kh, kw), stride, pads, groups, (hout, wout))
+        algo = choose_algorithm((kh, kw), stride, pads, groups, (hout, wout), in_channels=c,
+                                out_channels=cout, batch=n, num_threads=nt)
         if _autotune.autotune_enabled():
             problem = _autotune.Problem(x.shape, weight.shape, stride, pads, dilation, groups, xh.dtype.name,
                                         layout, nt)
@@ -87,22 +88,65 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
     return copy_from_nhwc(y, out, layout)
 
 
-def choose_algorithm(kernel_size, stride, pads, groups, out_size):
-    """The ``algo="auto"`` rule, from ``python -m convkit bench`` on the 2-core AVX2 machine (with
-    :func:`convkit.set_autotune`, a measured choice between the exact algorithms replaces it).
+#: A k x k convolution (k > 1) goes to im2col + GEMM when it has at least this many weights per output pixel
+#: per thread (see :func:`choose_algorithm`).
+IM2COL_MIN_WEIGHTS_PER_PIXEL = 4096
 
-    * Small output maps (at most 256 pixels: ResNet's 14x14 and 7x7 stages), ungrouped: ``"im2col"``.
-      The direct kernel reads each weight block once per run of at most 96 output pixels, so with few
-      pixels and wide channels it streams weights, while the GEMM blocks them (measured 1.3x faster at
-      14x14x256 and 2.2x at 7x7x512, 3x3, batch 1, 2 threads).
-    * Everything else, 1x1, grouped and depthwise included: ``"direct"``, on par with PyTorch's oneDNN
-      and, when measured, 2-3x faster than im2col at 2 threads (then on NumPy's BLAS on one thread),
-      with no workspace.  Not yet re-measured with convkit's own GEMM (the 2-core machine was too
-      loaded by other jobs to time thread scaling when the GEMM landed).
+
+def choose_algorithm(kernel_size, stride, pads, groups, out_size, *, in_channels, out_channels, batch,
+                     num_threads):
+    """The ``algo="auto"`` rule between the exact algorithms (with :func:`convkit.set_autotune`, a measured
+    choice replaces it).  ``num_threads`` is the resolved thread count the call runs with.
+
+    * Grouped and depthwise: ``"direct"`` (their own kernels; im2col runs one GEMM per group, 6x slower
+      on ResNeXt's 3x3 56x56x128 in 32 groups and 120x on a depthwise layer, 2 threads).
+    * 1x1 without padding: ``"im2col"`` (the GEMM, packed straight from the input at stride 1) when the
+      layer widens (``out_channels >= in_channels``), ``"direct"`` when it narrows.
+    * Otherwise ``"im2col"`` when the weights per output pixel per thread,
+      ``KH*KW*Cin*Cout * num_threads / (N*Hout*Wout)``, reach :data:`IM2COL_MIN_WEIGHTS_PER_PIXEL`:
+      small maps with wide channels, where the direct kernel streams its weight blocks once per run of
+      output pixels and the GEMM reuses a packed panel from L2.  Each thread of either algorithm
+      handles 1/num_threads of the pixels and reads all the weights, so it is the pixels per thread
+      that count.
+
+    Measured (direct's time over im2col's: above 1 im2col is faster; float32 NHWC, bias + ReLU fused,
+    ``num_threads=1``, AMD EPYC Zen 4 with the 512-bit tile, machine shared with other jobs at load 7,
+    interleaved rounds, two runs; weights per pixel in brackets):
+
+    ==================================  ==========  ====================================
+    layer (3x3 unless said), batch 1    direct ms   direct / im2col
+    ==================================  ==========  ====================================
+    stem 7x7/2 224x224 3->64 [0.75]     6.3-7.1     0.40-0.64
+    56x56x64 [12]                       5.4-5.9     0.73-0.78
+    3x3/2 56x56 64->128 [94]            1.5-1.7     0.74-0.80
+    28x28x128 [188]                     6.6         0.91-0.92
+    3x3/2 28x28 128->256 [1505]         1.6-2.0     0.93-0.98
+    14x14x256 [3009]                    6.7-7.0     0.96-0.98
+    3x3/2 14x14 256->512 [24074]        7.0-7.3     1.13-1.17
+    7x7x512 [48149]                     9.0-13.4    1.19
+    batch 8: 56x56x64 / 28x28x128       39-42       0.61-0.72
+    batch 8: 14x14x256 [376]            39-45       0.67-0.85
+    batch 8: 7x7x512 [6019]             50-60       1.06-1.09
+    1x1/2 56 64->128; 14 256->512       0.25-0.26   1.03-1.23 (widening)
+    1x1 56x56 24->144; 14x14 64->384    0.17-0.66   1.22-1.42 (b8: 1.58-1.66)
+    1x1 28 32->192; 7 160->960, 320->1k 0.19-0.97   1.02-1.26
+    1x1 56x56 144->24                   0.36-0.38   0.56-0.65 (narrowing)
+    1x1 14 384->96; 7 960->320          0.18-0.61   0.89-1.04
+    1x1 112x112 32->16                  0.47-0.50   0.88-1.06
+    ==================================  ==========  ====================================
+
+    The crossover lies between 3009 (level) and 6019 weights per pixel (im2col 1.06-1.09x faster).
+    Two-thread timings could not be taken on the shared machine (a 0.2 ms layer took 10-30 ms at 2
+    threads, for PyTorch too: threads waiting for a descheduled partner), so the thread term is the
+    per-thread argument above, not a measurement.
     """
-    if groups == 1 and out_size[0] * out_size[1] <= 256:
-        return "im2col"
-    return "direct"
+    if groups != 1:
+        return "direct"
+    if tuple(kernel_size) == (1, 1) and not any(pads):
+        return "im2col" if out_channels >= in_channels else "direct"
+    weights = kernel_size[0] * kernel_size[1] * in_channels * out_channels
+    pixels = max(batch * out_size[0] * out_size[1], 1)
+    return "im2col" if weights * num_threads >= IM2COL_MIN_WEIGHTS_PER_PIXEL * pixels else "direct"
 
 
 def run_conv(x, w, bias, act, stride, pads, dilation, groups, algo, y, nt, residual=None, prepared=None):

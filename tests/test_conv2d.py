@@ -147,14 +147,30 @@ def test_set_num_threads_round_trip():
     assert convkit.get_num_threads() == default
 
 
+def _auto(kernel, stride, pads, groups, out_size, cin, cout, batch=1, threads=1):
+    return choose_algorithm(kernel, stride, pads, groups, out_size, in_channels=cin, out_channels=cout,
+                            batch=batch, num_threads=threads)
+
+
 def test_auto_rule():
-    no_pad = (0, 0, 0, 0)
-    assert choose_algorithm((1, 1), (1, 1), no_pad, 1, (56, 56)) == "direct"
-    assert choose_algorithm((1, 1), (1, 1), no_pad, 1, (14, 14)) == "im2col"
-    assert choose_algorithm((3, 3), (1, 1), (1, 1, 1, 1), 1, (7, 7)) == "im2col"     # small map
-    assert choose_algorithm((3, 3), (1, 1), (1, 1, 1, 1), 1, (56, 56)) == "direct"
-    assert choose_algorithm((7, 7), (2, 2), (3, 3, 3, 3), 1, (112, 112)) == "direct"  # stem
-    assert choose_algorithm((3, 3), (1, 1), (1, 1, 1, 1), 32, (7, 7)) == "direct"    # grouped
+    no_pad, pad1 = (0, 0, 0, 0), (1, 1, 1, 1)
+    assert _auto((1, 1), (1, 1), no_pad, 1, (56, 56), 256, 64) == "direct"          # 1x1 narrowing
+    assert _auto((1, 1), (1, 1), no_pad, 1, (14, 14), 64, 384) == "im2col"          # 1x1 widening
+    assert _auto((1, 1), (2, 2), no_pad, 1, (28, 28), 64, 128) == "im2col"          # ResNet downsample
+    assert _auto((3, 3), (1, 1), pad1, 1, (7, 7), 512, 512) == "im2col"             # small map, wide
+    assert _auto((3, 3), (1, 1), pad1, 1, (56, 56), 64, 64) == "direct"
+    assert _auto((7, 7), (2, 2), (3, 3, 3, 3), 1, (112, 112), 3, 64) == "direct"    # stem
+    assert _auto((3, 3), (1, 1), pad1, 32, (7, 7), 512, 512) == "direct"            # grouped
+    assert _auto((3, 3), (1, 1), pad1, 512, (7, 7), 512, 512) == "direct"           # depthwise
+
+
+def test_auto_rule_counts_pixels_per_thread():
+    """3x3 14x14x256: 3009 weights per output pixel on one thread (direct), twice that per thread on two
+    (im2col); batch 8 brings it back under the threshold."""
+    args = ((3, 3), (1, 1), (1, 1, 1, 1), 1, (14, 14), 256, 256)
+    assert _auto(*args, threads=1) == "direct"
+    assert _auto(*args, threads=2) == "im2col"
+    assert _auto(*args, batch=8, threads=2) == "direct"
 
 
 @pytest.mark.parametrize("activation", ["relu", "relu6", ("leaky_relu", 0.2), "elu", "sigmoid", "tanh"])

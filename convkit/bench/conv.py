@@ -43,7 +43,8 @@ def layer_case(name, n, h, w, cin, cout, k, stride, padding, dilation, groups, s
         else:
             x, wt = x_nhwc.transpose(0, 3, 1, 2).copy(), w_hwio.transpose(3, 2, 0, 1).copy()
         itemsize = np.dtype(config.dtype).itemsize
-        auto = choose_algorithm((k, k), (sh, sw), pads, groups, (hout, wout))
+        auto = choose_algorithm((k, k), (sh, sw), pads, groups, (hout, wout), in_channels=cin,
+                                out_channels=cout, batch=n, num_threads=config.threads)
         workspace = {
             "direct": direct_workspace_bytes((n, h, w, cin), (k, k), (dh, dw), groups, cout,
                                              config.threads, config.dtype),

@@ -207,8 +207,9 @@ class _BoundConv2d:
         if plan is None and x.ndim == 4 and x.shape[3] == c.in_channels:
             stride, dilation, pads, out_size = conv_geometry(x.shape[1:3], c.kernel_size, c.stride,
                                                              c.padding, c.dilation)
-            algo = c.algo if c.algo != "auto" else choose_algorithm(c.kernel_size, stride, pads, c.groups,
-                                                                    out_size)
+            algo = c.algo if c.algo != "auto" else choose_algorithm(
+                c.kernel_size, stride, pads, c.groups, out_size, in_channels=c.in_channels,
+                out_channels=c.out_channels, batch=x.shape[0], num_threads=nt)
             if algo not in self._prepared:
                 self._prepared[algo] = prepare_weights(self.weight, c.groups, algo)
             plan = self._plans[x.shape, nt] = ((x.shape[0], *out_size, c.out_channels), stride, pads,
