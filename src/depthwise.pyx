@@ -6,10 +6,10 @@ accumulates in registers; for each kernel tap the block's weight vector is loade
 pixel of the tile (``depthwise_tile.h`` for whole and half blocks with a contiguous output, the general
 tile below otherwise).  Tiles cover the interior columns, whose taps are all inside the image (no bounds
 checks in the inner loop); the few border columns are computed one pixel at a time, skipping the taps
-that fall in the padding, and rows outside the image are skipped once per output row.  With a channel multiplier m, weights are packed as
-(m, KH, KW, C) so each multiplier k is a plain depthwise pass over contiguous input channels whose
-results go to every m-th output channel.  OpenMP splits the (image, output row) pairs across threads;
-each thread writes only its own rows.
+that fall in the padding, and rows outside the image are skipped once per output row.  With a channel
+multiplier m, weights are packed as (m, KH, KW, C) so each multiplier k is a plain depthwise pass over
+contiguous input channels whose results go to every m-th output channel.  OpenMP splits the (image,
+output row) pairs across threads; each thread writes only its own rows.
 """
 from cython cimport floating
 from cython.parallel cimport prange

@@ -25,6 +25,7 @@ cdef enum:
     A_BLOCK_BYTES = 144 << 10     # MC x KC block of A: in L2
     B_BLOCK_BYTES = 4080 << 10    # KC x NC panel of B: in L3
     ALIGN = 64                    # packed buffers start on a cache line
+    TRANSPOSE_STEPS = 16          # reduction steps per block when B's columns are strided
     PARALLEL_MIN_MACS = 1 << 16   # multiply-adds per thread below which fewer threads are used
 
 
@@ -93,16 +94,19 @@ cdef inline void pack_b_panel(const floating* B, Py_ssize_t rsb, Py_ssize_t csb,
                               Py_ssize_t nr, floating* dst) noexcept nogil:
     """B[0:kc, 0:nr] (strides in elements) into kc rows of NR values, columns past nr zero."""
     cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
-    cdef Py_ssize_t k, j
+    cdef Py_ssize_t k, j, k0
     if nr < NR:
         memset(dst, 0, kc * NR * sizeof(floating))
     if csb == 1:
         for k in range(kc):
             memcpy(dst + k * NR, B + k * rsb, nr * sizeof(floating))
-    else:
-        for j in range(nr):
-            for k in range(kc):
-                dst[k * NR + j] = B[j * csb + k * rsb]
+    else:   # e.g. a transposed weight (linear's W.T): blocks of TRANSPOSE_STEPS rows keep dst in L1
+        k0 = 0
+        while k0 < kc:
+            for j in range(nr):
+                for k in range(k0, min(k0 + TRANSPOSE_STEPS, kc)):
+                    dst[k * NR + j] = B[j * csb + k * rsb]
+            k0 += TRANSPOSE_STEPS
 
 
 cdef inline void store_tile(floating* acc, floating* c, Py_ssize_t ldc, Py_ssize_t mr, Py_ssize_t nr,
