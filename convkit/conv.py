@@ -136,6 +136,9 @@ def choose_algorithm(kernel_size, stride, pads, groups, out_size, *, in_channels
     ==================================  ==========  ====================================
 
     The crossover lies between 3009 (level) and 6019 weights per pixel (im2col 1.06-1.09x faster).
+    Whole networks at batch 1, 1 thread, against the previous rule (im2col for ungrouped layers of at
+    most 256 output pixels), two runs of 7 and 11 interleaved rounds: resnet18 0.96x and 1.03x the
+    previous rule's speed, mobilenet_v2 0.99x and 1.11x (level within the rounds' spread, 0.8-1.2).
     Two-thread timings could not be taken on the shared machine (a 0.2 ms layer took 10-30 ms at 2
     threads, for PyTorch too: threads waiting for a descheduled partner), so the thread term is the
     per-thread argument above, not a measurement.
