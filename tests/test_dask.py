@@ -1,10 +1,16 @@
-"""convkit.dask: chunked results equal the in-memory calls, on a real 2-process LocalCluster."""
+"""convkit.dask: chunked results equal the in-memory calls, on a real 2-process LocalCluster.
+
+Two kinds of equality tests: a few cases of each function computed on the cluster (one session-wide
+``LocalCluster`` of 2 worker processes: tasks, weights and errors really travel between processes), and
+Hypothesis-drawn chunkings and geometries on the synchronous scheduler (the property "equal to the
+in-memory call for every chunking", many cases, fast).  Bit for bit: ``algo="direct"`` and pooling.
+"""
 import logging
 import os
-import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -16,15 +22,25 @@ import convkit.dask as ckd  # noqa: E402
 from convkit import nn  # noqa: E402
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client():
-    """Two worker processes of one thread each, every worker's convkit on its share of the cores."""
+    """Two worker processes of one thread each, every worker's convkit on its share of the cores; not the
+    default scheduler: the tests that take it compute on it explicitly (``run``)."""
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=":0", silence_logs=logging.ERROR)
-    with distributed.Client(cluster) as c:
+    with distributed.Client(cluster, set_as_default=False) as c:
         ckd.share_cores(c)
         yield c
     cluster.close()
+
+
+def run(client, *arrays):
+    """Compute dask arrays on the cluster, together (one graph)."""
+    return client.gather(client.compute(list(arrays)))
+
+
+def synchronous():
+    return dask.config.set(scheduler="synchronous")
 
 
 def chunked(x, chunks):
@@ -33,6 +49,40 @@ def chunked(x, chunks):
 
 def random(rng, shape, dtype=np.float32):
     return rng.standard_normal(shape).astype(dtype)
+
+
+@st.composite
+def chunkings(draw, size, most=4):
+    """Chunk sizes along an axis of ``size``: up to ``most`` chunks cut anywhere (uneven, size-1 chunks)."""
+    cuts = sorted(draw(st.sets(st.integers(1, size - 1), max_size=most - 1)) if size > 1 else [])
+    bounds = [0, *cuts, size]
+    return tuple(b - a for a, b in zip(bounds, bounds[1:]))
+
+
+def to_layout(shape_nhwc, layout):
+    n, h, w, c = shape_nhwc
+    return shape_nhwc if layout == "NHWC" else (n, c, h, w)
+
+
+def spatial_chunks(layout, n_chunks, ch, cw, c):
+    return (n_chunks, ch, cw, c) if layout == "NHWC" else (n_chunks, c, ch, cw)
+
+
+def equal_or_refused(make, expected):
+    """``make()`` computed equals ``expected`` bit for bit, or was refused for an empty output chunk."""
+    try:
+        y = make()
+    except ValueError as error:
+        assert "empty output chunk" in str(error)
+        return False
+    assert y.shape == expected.shape
+    with synchronous():
+        assert np.array_equal(y.compute(), expected)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# On the cluster
 
 
 def test_each_worker_uses_its_share_of_the_cores(client):
@@ -47,11 +97,9 @@ def test_each_worker_uses_its_share_of_the_cores(client):
 # (shape NHWC, kernel, stride, padding, dilation, groups, chunks along H and W)
 CONV_CASES = [
     ((2, 17, 13, 4), (3, 3), 1, 1, 1, 1, (5, 13)),          # rows chunked, padding 1: the bench's pattern
-    ((1, 16, 16, 3), (3, 3), 2, 1, 1, 1, (4, 6)),           # stride 2, chunks not multiples of it
-    ((2, 15, 18, 4), (5, 3), (2, 1), "same", 1, 2, (6, 7)),  # non-square, "same", groups
-    ((1, 20, 11, 2), (3, 2), 1, (2, 0), (3, 2), 1, (7, 4)),  # dilation, asymmetric kernel
-    ((3, 9, 9, 6), (1, 1), 1, 0, 1, 3, (2, 3)),             # 1x1 grouped, no halo
-    ((1, 12, 10, 2), (4, 4), 3, "valid", 1, 1, (6, 6)),     # stride 3, even kernel
+    ((1, 16, 16, 3), (3, 3), 2, 1, 1, 1, (7, 9)),           # stride 2, chunks not multiples of it
+    ((1, 15, 18, 4), (5, 3), (2, 1), "same", 1, 2, (8, 7)),  # non-square, "same", groups
+    ((1, 20, 11, 2), (3, 2), 1, (2, 0), (3, 2), 1, (10, 6)),  # dilation, asymmetric kernel
 ]
 
 
@@ -60,58 +108,37 @@ def test_conv2d_equals_in_memory_bit_for_bit(client, layout):
     rng = np.random.default_rng(0)
     results, expected = [], []
     for shape, kernel, stride, padding, dilation, groups, (ch, cw) in CONV_CASES:
-        n, h, w, c = shape
-        x = random(rng, shape if layout == "NHWC" else (n, c, h, w))
+        c = shape[3]
+        x = random(rng, to_layout(shape, layout))
         cout = 2 * groups
         weight = random(rng, (*kernel, c // groups, cout) if layout == "NHWC" else (cout, c // groups, *kernel))
-        chunks = (1, ch, cw, c) if layout == "NHWC" else (1, c, ch, cw)
         args = (random(rng, cout), stride, padding, dilation, groups)
         expected.append(convkit.conv2d(x, weight, *args, layout=layout, algo="direct", activation="relu6"))
-        results.append(ckd.conv2d(chunked(x, chunks), weight, *args, layout=layout, algo="direct",
-                                  activation="relu6"))
+        results.append(ckd.conv2d(chunked(x, spatial_chunks(layout, 1, ch, cw, c)), weight, *args,
+                                  layout=layout, algo="direct", activation="relu6"))
         assert results[-1].shape == expected[-1].shape
-    for i, (y, e) in enumerate(zip(dask.compute(*results), expected)):
-        assert np.array_equal(y, e), CONV_CASES[i]
+    for case, y, e in zip(CONV_CASES, run(client, *results), expected):
+        assert np.array_equal(y, e), case
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv2d_other_algorithms_equal_up_to_rounding(client, dtype):
+def test_conv2d_other_algorithms_equal_up_to_rounding(client):
     rng = np.random.default_rng(1)
-    x, weight = random(rng, (2, 14, 12, 8), dtype), random(rng, (3, 3, 8, 16), dtype)
-    for algo in ("auto", "im2col"):
-        expected = convkit.conv2d(x, weight, None, 1, 1, algo=algo)
-        y = ckd.conv2d(chunked(x, (1, 5, 6, 8)), weight, None, 1, 1, algo=algo).compute()
-        tol = 1e-5 if dtype == np.float32 else 1e-12
-        np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
-
-
-def test_every_chunking_of_a_strided_dilated_conv(rng):
-    """Every chunking of the rows into equal chunks (1-12 rows, the last one shorter) of one layer, on
-    the synchronous scheduler (fast): equal to the in-memory call, or refused when a chunk would have
-    no output rows (the last chunk holding no window's first row)."""
-    x, weight = random(rng, (1, 23, 9, 3)), random(rng, (3, 2, 3, 4))
-    expected = convkit.conv2d(x, weight, None, (2, 1), (2, 1), (2, 1), algo="direct")
-    computed = 0
-    with dask.config.set(scheduler="synchronous"):
-        for rows in range(1, 13):
-            for cols in (1, 4) if rows % 3 else (9,):
-                try:
-                    y = ckd.conv2d(chunked(x, (1, rows, cols, 3)), weight, None, (2, 1), (2, 1), (2, 1),
-                                   algo="direct")
-                except ValueError as error:
-                    assert "empty output chunk" in str(error)
-                    continue
-                assert np.array_equal(y.compute(), expected), (rows, cols)
-                computed += 1
-    assert computed >= 10
+    results, expected = [], []
+    for dtype in (np.float32, np.float64):
+        x, weight = random(rng, (2, 14, 12, 8), dtype), random(rng, (3, 3, 8, 16), dtype)
+        for algo in ("auto", "im2col"):
+            expected.append(convkit.conv2d(x, weight, None, 1, 1, algo=algo))
+            results.append(ckd.conv2d(chunked(x, (1, 7, 12, 8)), weight, None, 1, 1, algo=algo))
+    for y, e in zip(run(client, *results), expected):
+        tol = 1e-5 if e.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(y, e, rtol=tol, atol=tol)
 
 
 # (shape NHWC, kernel, stride, padding, output_padding, dilation, groups, chunks along H and W)
 TRANSPOSED_CASES = [
     ((2, 9, 8, 4), (4, 4), 2, 1, 0, 1, 1, (3, 5)),
-    ((1, 7, 10, 4), (3, 3), 2, 1, 1, 1, 2, (2, 4)),
-    ((1, 8, 8, 2), (3, 2), (3, 1), (1, 0), (2, 0), (1, 2), 1, (3, 3)),
-    ((1, 6, 6, 2), (1, 1), 3, 0, 2, 1, 1, (2, 2)),   # stride beyond the kernel: gaps of bias only
+    ((1, 7, 10, 4), (3, 3), 2, 1, 1, 1, 2, (4, 6)),
+    ((1, 6, 6, 2), (1, 1), 3, 0, 2, 1, 1, (3, 3)),   # stride beyond the kernel: gaps of bias only
 ]
 
 
@@ -125,26 +152,22 @@ def test_conv_transpose2d_equals_in_memory_bit_for_bit(client):
         expected.append(convkit.conv_transpose2d(x, weight, *args, algo="direct"))
         results.append(ckd.conv_transpose2d(chunked(x, (1, ch, cw, shape[3])), weight, *args, algo="direct"))
         assert results[-1].shape == expected[-1].shape
-    for i, (y, e) in enumerate(zip(dask.compute(*results), expected)):
-        assert np.array_equal(y, e), TRANSPOSED_CASES[i]
+    for case, y, e in zip(TRANSPOSED_CASES, run(client, *results), expected):
+        assert np.array_equal(y, e), case
 
 
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
 def test_pooling_equals_in_memory_bit_for_bit(client, layout):
     rng = np.random.default_rng(3)
-    x = random(rng, (2, 15, 14, 6) if layout == "NHWC" else (2, 6, 15, 14))
-    xd = chunked(x, (1, 5, 7, 3) if layout == "NHWC" else (1, 3, 5, 7))   # channel chunks kept
+    x = random(rng, to_layout((2, 15, 14, 6), layout))
+    xd = chunked(x, spatial_chunks(layout, 1, 8, 7, 3))   # channel chunks kept
     results, expected = [], []
-    for ceil_mode in (False, True):
-        for k, s, p, d in (((3, 3), 2, 1, 1), ((2, 3), (2, 1), (1, 0), 1), ((3, 3), 3, 0, 1), (3, 1, 1, 2)):
-            expected.append(convkit.max_pool2d(x, k, s, p, d, ceil_mode, layout=layout))
-            results.append(ckd.max_pool2d(xd, k, s, p, d, ceil_mode, layout=layout))
-            if d == 1:
-                for count_include_pad in (False, True):
-                    expected.append(convkit.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad,
-                                                       layout=layout))
-                    results.append(ckd.avg_pool2d(xd, k, s, p, ceil_mode, count_include_pad, layout=layout))
-    for i, (y, e) in enumerate(zip(dask.compute(*results), expected)):
+    for k, s, p, ceil_mode in (((3, 3), 2, 1, True), ((2, 3), (2, 1), (1, 0), False)):
+        expected.append(convkit.max_pool2d(x, k, s, p, 1, ceil_mode, layout=layout))
+        results.append(ckd.max_pool2d(xd, k, s, p, 1, ceil_mode, layout=layout))
+        expected.append(convkit.avg_pool2d(x, k, s, p, ceil_mode, False, layout=layout))
+        results.append(ckd.avg_pool2d(xd, k, s, p, ceil_mode, False, layout=layout))
+    for i, (y, e) in enumerate(zip(run(client, *results), expected)):
         assert np.array_equal(y, e), i
 
 
@@ -157,30 +180,31 @@ def test_deform_conv2d_chunks_the_batch_with_offset_and_mask(client):
     y = ckd.deform_conv2d(chunked(x, (2, 9, 8, 4)), chunked(offset, (1, 5, 4, 36)), weight, None, 2, 1, 1,
                           chunked(mask, (3, 5, 4, 18)), algo="direct")
     assert y.chunks[0] == (2, 2)
-    assert np.array_equal(y.compute(), expected)
     with pytest.warns(ckd.RechunkWarning, match="anywhere in the image"):
-        y = ckd.deform_conv2d(chunked(x, (2, 4, 8, 4)), chunked(offset, (2, 2, 4, 36)), weight, None, 2, 1,
-                              1, chunked(mask, (2, 5, 4, 18)), algo="direct")
-    assert np.array_equal(y.compute(), expected)
+        y2 = ckd.deform_conv2d(chunked(x, (2, 4, 8, 4)), chunked(offset, (2, 2, 4, 36)), weight, None, 2, 1,
+                               1, chunked(mask, (2, 5, 4, 18)), algo="direct")
+    for result in run(client, y, y2):
+        assert np.array_equal(result, expected)
 
 
 def test_batch_norm_and_activations_on_any_chunking(client):
     rng = np.random.default_rng(5)
     x = random(rng, (3, 6, 7, 8))
-    xd = chunked(x, (2, 4, 3, 3))
+    xd = chunked(x, (2, 4, 7, 3))
     stats = [random(rng, 8), rng.random(8).astype(np.float32) + 0.5, random(rng, 8), random(rng, 8)]
-    expected = convkit.batch_norm(x, *stats, 1e-3)
-    assert np.array_equal(ckd.batch_norm(xd, *stats, 1e-3).compute(), expected)
     xn = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-    expected = convkit.batch_norm(xn, stats[0], stats[1], None, stats[3], layout="NCHW")
-    y = ckd.batch_norm(chunked(xn, (1, 5, 3, 7)), da.from_array(stats[0], 3), stats[1], None, stats[3],
-                       layout="NCHW")
-    assert np.array_equal(y.compute(), expected)
+    expected = [convkit.batch_norm(x, *stats, 1e-3),
+                convkit.batch_norm(xn, stats[0], stats[1], None, stats[3], layout="NCHW")]
+    results = [ckd.batch_norm(xd, *stats, 1e-3),
+               ckd.batch_norm(chunked(xn, (1, 5, 3, 7)), da.from_array(stats[0], 3), stats[1], None, stats[3],
+                              layout="NCHW")]
     activations = (("relu", {}), ("relu6", {}), ("leaky_relu", {"negative_slope": 0.2}),
                    ("elu", {"alpha": 0.5}), ("sigmoid", {}), ("tanh", {}))
-    results = dask.compute(*(getattr(ckd, name)(xd, **params) for name, params in activations))
-    for (name, params), y in zip(activations, results):
-        assert np.array_equal(y, getattr(convkit, name)(x, **params)), name
+    for name, params in activations:
+        expected.append(getattr(convkit, name)(x, **params))
+        results.append(getattr(ckd, name)(xd, **params))
+    for i, (y, e) in enumerate(zip(run(client, *results), expected)):
+        assert np.array_equal(y, e), i
 
 
 def test_predict_maps_a_model_over_batch_chunks(client):
@@ -192,7 +216,7 @@ def test_predict_maps_a_model_over_batch_chunks(client):
     x = random(rng, (5, 12, 10, 3))
     y = ckd.predict(model, chunked(x, (2, 12, 10, 3)))
     assert y.shape == (5, 5) and y.chunks == ((2, 2, 1), (5,))
-    np.testing.assert_allclose(y.compute(), model(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run(client, y)[0], model(x), rtol=1e-5, atol=1e-5)
     graph = dict(y.__dask_graph__())
     assert sum(1 for key in graph if str(key[0] if isinstance(key, tuple) else key)
                .startswith("convkit-model-")) == 1
@@ -213,16 +237,104 @@ def test_weights_are_one_graph_key_not_copied_into_each_task(client):
     weight_keys = set.intersection(*(set(d for d in deps[k] if str(d[0]).startswith("rechunk"))
                                      for k in conv_keys))
     assert len(conv_keys) == 16 and len(weight_keys) == 1
-    np.testing.assert_allclose(y.compute(), convkit.conv2d(x.compute(), weight, None, 1, 1), rtol=1e-5,
+    np.testing.assert_allclose(run(client, y)[0], convkit.conv2d(x.compute(), weight, None, 1, 1), rtol=1e-5,
                                atol=1e-4)
 
 
-def test_channel_chunks_are_merged_once_with_a_warning_or_refused_over_budget(client):
+def test_a_failing_task_raises_the_workers_exception(client):
+    x = chunked(np.zeros((2, 8, 8, 3), np.float32), (1, 8, 8, 3))
+    lying = x.map_blocks(lambda b: b.astype(np.int16), dtype=np.float32)   # wrong dtype, found on a worker
+    y = ckd.conv2d(lying, np.zeros((3, 3, 3, 2), np.float32))
+    with pytest.raises(TypeError, match="expected x to have dtype float32 or float64, got int16"):
+        client.compute(y).result(timeout=60)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Every chunking: Hypothesis-drawn chunks and geometries, synchronous scheduler
+
+
+@given(data=st.data(), layout=st.sampled_from(["NHWC", "NCHW"]), kernel=st.tuples(st.integers(1, 4),
+       st.integers(1, 3)), stride=st.tuples(st.integers(1, 3), st.integers(1, 2)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)), groups=st.sampled_from([1, 2]),
+       padding=st.sampled_from([0, 1, (2, 1), "same", "valid"]))
+def test_conv2d_every_chunking(data, layout, kernel, stride, dilation, groups, padding):
+    h, w = data.draw(st.integers(8, 20)), data.draw(st.integers(6, 12))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    c, cout = 2 * groups, 2 * groups
+    x = random(rng, to_layout((2, h, w, c), layout))
+    weight = random(rng, (*kernel, 2, cout) if layout == "NHWC" else (cout, 2, *kernel))
+    args = (random(rng, cout), stride, padding, dilation, groups)
+    try:
+        expected = convkit.conv2d(x, weight, *args, layout=layout, algo="direct")
+    except ValueError:   # empty output: kernel larger than the padded image
+        return
+    chunks = spatial_chunks(layout, 1, data.draw(chunkings(h)), data.draw(chunkings(w, 3)), c)
+    equal_or_refused(lambda: ckd.conv2d(chunked(x, chunks), weight, *args, layout=layout, algo="direct"),
+                     expected)
+
+
+@given(data=st.data(), kernel=st.tuples(st.integers(1, 4), st.integers(1, 3)),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 2)), dilation=st.tuples(st.integers(1, 2),
+       st.integers(1, 2)), padding=st.tuples(st.integers(0, 2), st.integers(0, 1)), groups=st.sampled_from([1, 2]))
+def test_conv_transpose2d_every_chunking(data, kernel, stride, dilation, padding, groups):
+    h, w = data.draw(st.integers(3, 12)), data.draw(st.integers(3, 9))
+    output_padding = tuple(data.draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x = random(rng, (1, h, w, 2 * groups))
+    weight = random(rng, (*kernel, 2, 2 * groups))    # (KH, KW, Cout/groups, Cin)
+    args = (random(rng, 2 * groups), stride, padding, output_padding, groups, dilation)
+    try:
+        expected = convkit.conv_transpose2d(x, weight, *args, algo="direct")
+    except ValueError:   # empty output, or output_padding not below stride or dilation
+        return
+    chunks = (1, data.draw(chunkings(h)), data.draw(chunkings(w, 3)), 2 * groups)
+    equal_or_refused(lambda: ckd.conv_transpose2d(chunked(x, chunks), weight, *args, algo="direct"), expected)
+
+
+@given(data=st.data(), layout=st.sampled_from(["NHWC", "NCHW"]), kernel=st.tuples(st.integers(1, 3),
+       st.integers(1, 3)), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), ceil_mode=st.booleans(),
+       count_include_pad=st.booleans(), max_pool=st.booleans(), dilation=st.integers(1, 2))
+def test_pooling_every_chunking(data, layout, kernel, stride, ceil_mode, count_include_pad, max_pool,
+                                dilation):
+    padding = tuple(data.draw(st.integers(0, k // 2)) for k in kernel)
+    h, w = data.draw(st.integers(4, 16)), data.draw(st.integers(4, 10))
+    x = random(np.random.default_rng(data.draw(st.integers(0, 2**16))), to_layout((1, h, w, 3), layout))
+    chunks = spatial_chunks(layout, 1, data.draw(chunkings(h)), data.draw(chunkings(w, 3)), 3)
+    if max_pool:
+        args = (kernel, stride, padding, dilation, ceil_mode)
+        in_memory, chunked_fn = convkit.max_pool2d, ckd.max_pool2d
+    else:
+        args = (kernel, stride, padding, ceil_mode, count_include_pad)
+        in_memory, chunked_fn = convkit.avg_pool2d, ckd.avg_pool2d
+    try:
+        expected = in_memory(x, *args, layout=layout)
+    except ValueError:
+        return
+    equal_or_refused(lambda: chunked_fn(chunked(x, chunks), *args, layout=layout), expected)
+
+
+def test_every_equal_row_chunking_of_a_strided_dilated_conv(rng):
+    """Every chunking of the rows into equal chunks (the last one shorter): equal to the in-memory call,
+    or refused when a chunk would have no output rows (the last chunk holding no window's first row)."""
+    x, weight = random(rng, (1, 23, 9, 3)), random(rng, (3, 2, 3, 4))
+    expected = convkit.conv2d(x, weight, None, (2, 1), (2, 1), (2, 1), algo="direct")
+    computed = sum(equal_or_refused(lambda: ckd.conv2d(chunked(x, (1, rows, 4, 3)), weight, None, (2, 1), (2, 1),
+                                                       (2, 1), algo="direct"), expected)
+                   for rows in range(1, 13))
+    assert computed >= 10
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Arguments and errors (no computation)
+
+
+def test_channel_chunks_are_merged_once_with_a_warning_or_refused_over_budget():
     rng = np.random.default_rng(8)
     x, weight = random(rng, (1, 16, 16, 8)), random(rng, (3, 3, 8, 4))
     with pytest.warns(ckd.RechunkWarning, match=r"channels \(chunks \(4, 4\)\)"):
         y = ckd.conv2d(chunked(x, (1, 8, 16, 4)), weight, None, 1, 1, algo="direct")
-    assert np.array_equal(y.compute(), convkit.conv2d(x, weight, None, 1, 1, algo="direct"))
+    with synchronous():
+        assert np.array_equal(y.compute(), convkit.conv2d(x, weight, None, 1, 1, algo="direct"))
     with dask.config.set({"array.chunk-size": "2KiB"}):
         with pytest.raises(ValueError, match=r"4.00 kiB .* above the chunk budget 2.00 kiB"):
             ckd.conv2d(chunked(x, (1, 8, 16, 4)), weight, None, 1, 1)
@@ -260,11 +372,3 @@ def test_bad_arguments_get_the_in_memory_messages():
         ckd.relu(x.astype(np.int32))
     with pytest.raises(ValueError, match="training=False"):
         ckd.batch_norm(x, None, None, training=True)
-
-
-def test_a_failing_task_raises_the_workers_exception(client):
-    x = chunked(np.zeros((2, 8, 8, 3), np.float32), (1, 8, 8, 3))
-    lying = x.map_blocks(lambda b: b.astype(np.int16), dtype=np.float32)   # wrong dtype, found on a worker
-    y = ckd.conv2d(lying, np.zeros((3, 3, 3, 2), np.float32))
-    with pytest.raises(TypeError, match="expected x to have dtype float32 or float64, got int16"):
-        client.compute(y).result(timeout=60)

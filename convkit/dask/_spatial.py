@@ -2,8 +2,9 @@
 
 Each wrapper checks its arguments by calling the in-memory function on an empty batch of ``x``'s image
 size (same messages, no work), plans each spatial axis (``_windows``), lends each chunk its halo with
-``dask.array.overlap`` (boundary "none": nothing is invented at the true border) and maps a task that
-calls the in-memory function on the chunk plus halo and keeps the outputs the chunk owns.
+``_halo.overlap`` (Dask's overlap with boundary "none", the borrowed rows copied: nothing is invented at
+the true border) and maps a task that calls the in-memory function on the chunk plus halo and keeps the
+outputs the chunk owns.
 """
 import numbers
 
@@ -14,6 +15,7 @@ import convkit
 
 from ._arrays import (AXIS_NAMES, CHANNEL_AXIS, SPATIAL_AXES, check_input, constant, empty_batch,
                       placeholder, whole_along)
+from ._halo import overlap
 from ._windows import merge_small_chunks, transposed_plan, window_plan
 
 
@@ -143,7 +145,7 @@ def _sliding(x, layout, plan, call, empty, constants):
         plans.append(p)
     depth = {axis: p.depth for axis, p in zip(axes, plans)}
     if any(any(d) for d in depth.values()):
-        x = da.overlap.overlap(x, depth=depth, boundary="none", allow_rechunk=False)
+        x = overlap(x, depth)
     chunks = list(x.chunks)
     for axis, p in zip(axes, plans):
         chunks[axis] = p.out_chunks
