@@ -1,12 +1,13 @@
 """convkit.dask: chunked results equal the in-memory calls, on a real 2-process LocalCluster.
 
-Two kinds of equality tests: a few cases of each function computed on the cluster (one session-wide
-``LocalCluster`` of 2 worker processes: tasks, weights and errors really travel between processes), and
+Two kinds of equality tests: a few cases of each function computed on the cluster (one ``LocalCluster`` of
+2 worker processes for the module: tasks, weights and errors really travel between processes), and
 Hypothesis-drawn chunkings and geometries on the synchronous scheduler (the property "equal to the
 in-memory call for every chunking", many cases, fast).  Bit for bit: ``algo="direct"`` and pooling.
 """
 import logging
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -22,10 +23,12 @@ import convkit.dask as ckd  # noqa: E402
 from convkit import nn  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client():
     """Two worker processes of one thread each, every worker's convkit on its share of the cores; not the
-    default scheduler: the tests that take it compute on it explicitly (``run``)."""
+    default scheduler: the tests that take it compute on it explicitly (``run``).  One cluster for every
+    test here, closed at the end of the module (not of the session: a live client's threads allocate in
+    this process, and tests/test_resources.py measures that process's heap)."""
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=":0", silence_logs=logging.ERROR)
     with distributed.Client(cluster, set_as_default=False) as c:
@@ -171,20 +174,35 @@ def test_pooling_equals_in_memory_bit_for_bit(client, layout):
         assert np.array_equal(y, e), i
 
 
-def test_deform_conv2d_chunks_the_batch_with_offset_and_mask(client):
+def test_deform_conv2d_chunks_space_with_offset_and_mask_or_the_batch(client):
     rng = np.random.default_rng(4)
-    x, weight = random(rng, (4, 9, 8, 4)), random(rng, (3, 3, 4, 6))
-    offset = 3 * random(rng, (4, 5, 4, 2 * 2 * 9))   # 2 offset groups, samples far from their tap
-    mask = rng.random((4, 5, 4, 2 * 9)).astype(np.float32)
+    x, weight = random(rng, (4, 17, 15, 4)), random(rng, (3, 3, 4, 6))
+    offset = np.clip(3 * random(rng, (4, 9, 8, 2 * 2 * 9)), -2.5, 2.5)   # 2 offset groups, samples far away
+    mask = rng.random((4, 9, 8, 2 * 9)).astype(np.float32)
     expected = convkit.deform_conv2d(x, offset, weight, None, 2, 1, 1, mask, algo="direct")
-    y = ckd.deform_conv2d(chunked(x, (2, 9, 8, 4)), chunked(offset, (1, 5, 4, 36)), weight, None, 2, 1, 1,
-                          chunked(mask, (3, 5, 4, 18)), algo="direct")
-    assert y.chunks[0] == (2, 2)
+    bound = 2.5
+    # Spatial chunks: output rows and columns of the input chunks (8, 9) x (7, 8) at stride 2: (4, 5) x (4, 4).
+    y = ckd.deform_conv2d(chunked(x, (2, 8, 7, 4)), chunked(offset, (2, (4, 5), 4, 36)), weight, None, 2, 1, 1,
+                          chunked(mask, (2, (4, 5), 4, 18)), offset_bound=bound, algo="direct")
+    assert y.chunks[:3] == ((2, 2), (4, 5), (4, 4))
+    with pytest.warns(ckd.RechunkWarning, match="rechunking offset once"):
+        y_nchw = ckd.deform_conv2d(chunked(x.transpose(0, 3, 1, 2), (1, 4, 6, 5)),
+                                   chunked(offset.transpose(0, 3, 1, 2), 3), weight.transpose(3, 2, 0, 1), None,
+                                   2, 1, 1, chunked(mask.transpose(0, 3, 1, 2), (1, 18, 3, (3, 2, 3))), offset_bound="compute",
+                                   layout="NCHW", algo="direct")
     with pytest.warns(ckd.RechunkWarning, match="anywhere in the image"):
-        y2 = ckd.deform_conv2d(chunked(x, (2, 4, 8, 4)), chunked(offset, (2, 2, 4, 36)), weight, None, 2, 1,
-                               1, chunked(mask, (2, 5, 4, 18)), algo="direct")
-    for result in run(client, y, y2):
-        assert np.array_equal(result, expected)
+        y_batch = ckd.deform_conv2d(chunked(x, (2, 4, 15, 4)), chunked(offset, (1, 2, 8, 36)), weight, None, 2, 1,
+                                    1, chunked(mask, (3, 9, 8, 18)), algo="direct")
+    assert y_batch.chunks[0] == (2, 2)
+    results = run(client, y, y_nchw, y_batch)
+    assert np.array_equal(results[0], expected)
+    assert np.array_equal(results[1], expected.transpose(0, 3, 1, 2))
+    assert np.array_equal(results[2], expected)
+    # A bound the offsets exceed is found where they are, on a worker: an error, never a wrong answer.
+    y = ckd.deform_conv2d(chunked(x, (2, 8, 7, 4)), chunked(offset, (2, (4, 5), 4, 36)), weight, None, 2, 1, 1,
+                          offset_bound=1.5)
+    with pytest.raises(ValueError, match=r"at most offset_bound=1.5 pixels in magnitude, got [\d.]+ in output"):
+        client.compute(y).result(timeout=60)
 
 
 def test_batch_norm_and_activations_on_any_chunking(client):
@@ -313,6 +331,38 @@ def test_pooling_every_chunking(data, layout, kernel, stride, ceil_mode, count_i
     equal_or_refused(lambda: chunked_fn(chunked(x, chunks), *args, layout=layout), expected)
 
 
+@given(data=st.data(), layout=st.sampled_from(["NHWC", "NCHW"]), kernel=st.tuples(st.integers(1, 3),
+       st.integers(1, 3)), stride=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)), padding=st.sampled_from([0, 1, (2, 0), "same"]),
+       bound=st.sampled_from([0.0, 0.5, 1.0, 2.5]), modulated=st.booleans())
+def test_deform_conv2d_every_chunking(data, layout, kernel, stride, dilation, padding, bound, modulated):
+    """Spatial chunks of x with offset and mask chunked like the output, bit for bit in float32 (offsets
+    drawn up to the bound, and NaN: a non-finite offset samples zero wherever its chunk is)."""
+    h, w = data.draw(st.integers(6, 16)), data.draw(st.integers(5, 10))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x, weight = random(rng, (1, h, w, 4)), random(rng, (*kernel, 4, 3))
+    try:
+        hout, wout = convkit.conv2d(x, weight, None, stride, padding, dilation).shape[1:3]
+    except ValueError:   # empty output
+        return
+    taps = kernel[0] * kernel[1]
+    offset = rng.uniform(-bound, bound, (1, hout, wout, 2 * 2 * taps)).astype(np.float32)  # 2 offset groups
+    offset[rng.random(offset.shape) < 0.05] = np.nan
+    mask = (rng.random((1, hout, wout, 2 * taps)) - 0.2).astype(np.float32) if modulated else None
+    expected = convkit.deform_conv2d(x, offset, weight, None, stride, padding, dilation, mask, algo="direct")
+    rows, cols = data.draw(chunkings(h)), data.draw(chunkings(w, 3))
+    if layout == "NCHW":
+        x, offset, expected = (a.transpose(0, 3, 1, 2) for a in (x, offset, expected))
+        mask = None if mask is None else mask.transpose(0, 3, 1, 2)
+        weight = weight.transpose(3, 2, 0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ckd.RechunkWarning)   # offset and mask rechunked like the output
+        equal_or_refused(lambda: ckd.deform_conv2d(
+            chunked(x, spatial_chunks(layout, 1, rows, cols, 4)), chunked(offset, 4), weight, None, stride,
+            padding, dilation, None if mask is None else chunked(mask, 4), offset_bound=bound, layout=layout,
+            algo="direct"), expected)
+
+
 def test_every_equal_row_chunking_of_a_strided_dilated_conv(rng):
     """Every chunking of the rows into equal chunks (the last one shorter): equal to the in-memory call,
     or refused when a chunk would have no output rows (the last chunk holding no window's first row)."""
@@ -363,6 +413,11 @@ def test_in_memory_input_is_pointed_to_convkit():
 
 
 def test_bad_arguments_get_the_in_memory_messages():
+    offset = chunked(np.zeros((1, 8, 8, 18), np.float32), 4)
+    for bound in (-1, float("inf"), "max", True):
+        with pytest.raises(ValueError, match=r"expected offset_bound to be a finite number >= 0, 'compute' or None"):
+            ckd.deform_conv2d(chunked(np.zeros((1, 8, 8, 4), np.float32), 4), offset,
+                              np.zeros((3, 3, 4, 2), np.float32), padding=1, offset_bound=bound)
     x = chunked(np.zeros((1, 8, 8, 4), np.float32), 4)
     with pytest.raises(ValueError, match="expected groups to divide the input channels 4"):
         ckd.conv2d(x, np.zeros((3, 3, 1, 3), np.float32), groups=3)

@@ -2,9 +2,9 @@
 
 Each function takes a ``dask.array.Array`` where :mod:`convkit` takes a NumPy array, with the same
 arguments (no ``out``), and returns a dask array; nothing runs until ``.compute()``, ``.persist()`` or
-``dask.array.to_zarr``.  Spatial functions (conv2d, conv_transpose2d, max/avg pooling) work on spatial
-chunks with halos and give the in-memory call's result for every chunking (bit for bit with
-``algo="direct"``).  Needs the optional extra: ``pip install 'convkit[dask]'``.
+``dask.array.to_zarr``.  Spatial functions (conv2d, conv_transpose2d, max/avg pooling, and deform_conv2d
+given a bound on its offsets) work on spatial chunks with halos and give the in-memory call's result for
+every chunking (bit for bit with ``algo="direct"``).  Needs the optional extra: ``pip install 'convkit[dask]'``.
 """
 try:
     import dask.array  # noqa: F401
@@ -14,7 +14,8 @@ except ImportError as error:  # pragma: no cover - exercised only without dask
 
 from ._arrays import RechunkWarning
 from ._cluster import share_cores
-from ._layers import batch_norm, deform_conv2d, elu, leaky_relu, predict, relu, relu6, sigmoid, tanh
+from ._deform import deform_conv2d
+from ._layers import batch_norm, elu, leaky_relu, predict, relu, relu6, sigmoid, tanh
 from ._spatial import avg_pool2d, conv2d, conv_transpose2d, max_pool2d
 
 __all__ = ["RechunkWarning", "avg_pool2d", "batch_norm", "conv2d", "conv_transpose2d", "deform_conv2d",

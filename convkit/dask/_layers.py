@@ -1,4 +1,4 @@
-"""Chunk-local functions (activations, batch norm) and whole-image ones (deform_conv2d, predict)."""
+"""Chunk-local functions (activations, batch norm) and the whole-image one (predict)."""
 import functools
 import uuid
 
@@ -8,8 +8,7 @@ import numpy as np
 
 import convkit
 
-from ._arrays import (AXIS_NAMES, CHANNEL_AXIS, check_input, constant, empty_batch, placeholder,
-                      require_dask, whole_along)
+from ._arrays import CHANNEL_AXIS, check_input, empty_batch, placeholder, require_dask, whole_along
 
 
 def _elementwise(name, x, num_threads, **params):
@@ -77,42 +76,6 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, eps=1e-5, *
 
 def _batch_norm_block(x, mean, var, weight, bias, *, eps, layout, num_threads):
     return convkit.batch_norm(x, mean, var, weight, bias, eps, layout=layout, num_threads=num_threads)
-
-
-def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None, *,
-                  layout="NHWC", algo="auto", num_threads=None):
-    """:func:`convkit.deform_conv2d` over a dask array, chunked along the batch.
-
-    An offset can move a sample anywhere in the image, so no halo bounds what a spatial chunk reads:
-    each task gets whole images.  ``x`` is merged into one chunk along height, width and channels, and
-    ``offset`` and ``mask`` are chunked with the output (``x``'s batch chunks, whole images), each
-    rechunked once with a warning when needed or refused over the chunk budget.
-    """
-    layout = check_input(x, "deform_conv2d", layout)
-    for name, value in (("offset", offset), ("mask", mask)):
-        if value is not None:
-            require_dask(value, name, "convkit.deform_conv2d")
-    empty = convkit.deform_conv2d(empty_batch(x),
-                                  empty_batch(offset),
-                                  placeholder(weight), placeholder(bias), stride, padding, dilation,
-                                  None if mask is None else empty_batch(mask),
-                                  layout=layout, algo=algo, num_threads=num_threads)
-    if offset.shape[0] != x.shape[0] or (mask is not None and mask.shape[0] != x.shape[0]):
-        raise ValueError(f"expected offset and mask to have x's batch size {x.shape[0]}, got "
-                         f"{offset.shape[0]} and {None if mask is None else mask.shape[0]}")
-    names = AXIS_NAMES[layout]
-    why = "a deformable sample can fall anywhere in the image"
-    x = whole_along(x, (1, 2, 3), "x", names, why)
-    offset, mask = (None if a is None else whole_along(a, (1, 2, 3), name, names, why).rechunk({0: x.chunks[0]})
-                    for name, a in (("offset", offset), ("mask", mask)))
-    chunks = (x.chunks[0],) + tuple((s,) for s in empty.shape[1:])
-
-    def call(xb, off, m, w, b):
-        return convkit.deform_conv2d(xb, off, w, b, stride, padding, dilation, m, layout=layout, algo=algo,
-                                     num_threads=num_threads)
-
-    return da.map_blocks(call, x, offset, mask, constant(weight, "weight", x.dtype),
-                         constant(bias, "bias", x.dtype), chunks=chunks, dtype=empty.dtype, meta=empty)
 
 
 def predict(model, x):

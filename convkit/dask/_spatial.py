@@ -135,6 +135,14 @@ def _pads_before(padding, sizes, out_sizes, kernel, stride, dilation):
 
 def _sliding(x, layout, plan, call, empty, constants):
     """Map ``call(part, (pad_h, pad_w), *constants)`` over the chunks of ``x`` with their halos."""
+    x, plans = with_halos(x, layout, plan)
+    return da.map_blocks(_window_block, x, *constants, chunks=output_chunks(x, plans, layout, empty),
+                         dtype=empty.dtype, meta=empty[:0], plans=plans, axes=SPATIAL_AXES[layout], call=call)
+
+
+def with_halos(x, layout, plan):
+    """``(x with halos, plans)``: each spatial axis planned by ``plan(chunks, axis name, i)``, chunks shorter
+    than the halo they lend merged into a neighbour first."""
     axes, names = SPATIAL_AXES[layout], AXIS_NAMES[layout]
     plans = []
     for i, axis in enumerate(axes):
@@ -143,22 +151,30 @@ def _sliding(x, layout, plan, call, empty, constants):
             x = x.rechunk({axis: merge_small_chunks(p.in_chunks, max(p.depth))})
             p = plan(x.chunks[axis], names[axis], i)
         plans.append(p)
-    depth = {axis: p.depth for axis, p in zip(axes, plans)}
-    if any(any(d) for d in depth.values()):
-        x = overlap(x, depth)
+    return overlap(x, {axis: p.depth for axis, p in zip(axes, plans)}), tuple(plans)
+
+
+def output_chunks(x, plans, layout, empty):
+    """The output's chunks: ``x``'s along the batch, the plans' along the spatial axes, the channels whole
+    when their number changes."""
     chunks = list(x.chunks)
-    for axis, p in zip(axes, plans):
+    for axis, p in zip(SPATIAL_AXES[layout], plans):
         chunks[axis] = p.out_chunks
     channel = CHANNEL_AXIS[layout]
     if empty.shape[channel] != x.shape[channel]:
         chunks[channel] = (empty.shape[channel],)
-    return da.map_blocks(_window_block, x, *constants, chunks=tuple(chunks), dtype=empty.dtype,
-                         meta=empty[:0], plans=tuple(plans), axes=axes, call=call)
+    return tuple(chunks)
 
 
 def _window_block(block, *constants, plans, axes, call, block_id=None):
     """One task: the in-memory call on this chunk plus halo, cropped to the outputs it owns."""
     local = [p.local(block_id[axis]) for axis, p in zip(axes, plans)]
+    y = call(chunk_rows(block, local, axes), tuple(b.pad for b in local), *constants)
+    return owned(y, local, axes, block_id)
+
+
+def chunk_rows(block, local, axes):
+    """The rows (and columns) of a chunk plus halo that its in-memory call reads, explicit zeros added."""
     index = [slice(None)] * block.ndim
     for axis, b in zip(axes, local):
         index[axis] = slice(b.start, b.stop)
@@ -168,7 +184,12 @@ def _window_block(block, *constants, plans, axes, call, block_id=None):
         for axis, b in zip(axes, local):
             widths[axis] = b.explicit
         part = np.pad(part, widths)
-    y = call(part, tuple(b.pad for b in local), *constants)
+    return part
+
+
+def owned(y, local, axes, block_id):
+    """The outputs of a chunk's in-memory call that the chunk owns."""
+    index = [slice(None)] * y.ndim
     for axis, b in zip(axes, local):
         if y.shape[axis] < b.crop + b.size:
             raise RuntimeError(f"convkit.dask internal error: block {block_id} computed {y.shape[axis]} "

@@ -15,6 +15,7 @@ outputs it does not own cropped: its first ``crop`` outputs and any past ``crop 
 -inf) enter only at the true image border, as in the in-memory call.
 """
 import dataclasses
+import math
 from typing import Tuple
 
 
@@ -25,7 +26,8 @@ class BlockPlan:
     pad: int          # symmetric padding of that call
     crop: int         # outputs of that call to skip before the owned ones
     size: int         # owned output rows
-    explicit: Tuple[int, int] = (0, 0)   # zero rows to add before/after instead (then pad == crop == 0)
+    explicit: Tuple[int, int] = (0, 0)   # zero rows to add before/after the rows start:stop
+    outputs: int = 0  # outputs of that call (deformable_plan only: its offsets are padded to that many)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +129,44 @@ def transposed_plan(chunks, size, out_size, kernel, stride, dilation, padding, a
         output_padding = max(o1 + padding - start * stride - produced, 0)
         assert output_padding < max(stride, dilation), (j, output_padding)
         blocks.append(BlockPlan(start, stop, output_padding, crop, o1 - o0))
+    return _with_depth(tuple(chunks), bounds, outs, blocks)
+
+
+def deformable_plan(chunks, size, out_size, kernel, stride, dilation, pads, bound, axis):
+    """The AxisPlan of a deformable convolution whose finite offsets are at most ``bound`` pixels along
+    this axis; ``pads`` is its (before, after) padding.
+
+    Output row ``o``'s samples lie in ``[o*stride - before - bound, o*stride - before + span - 1 + bound]``
+    and read the rows ``floor`` of that and one more.  Each chunk is computed with the symmetric padding
+    ``before`` from input rows starting ``extra*stride`` rows before its first owned output's, so that
+    every row its owned outputs read is in the rows it gets (or past the true border): ``extra`` outputs
+    before its own are computed with zero offsets and cropped, and the offsets given to the call are
+    padded with zeros to its ``outputs``.  A sample falls at the same place of the same rows as in the
+    in-memory call.  The last chunk of a "same" padding with its odd row after gets that zero row
+    explicitly.
+    """
+    before, after = pads
+    span = dilation * (kernel - 1) + 1
+    bounds = _chunk_bounds(chunks)
+    outs = [0] + [min(ceil_div(b, stride), out_size) for b in bounds[1:-1]] + [out_size]
+    for j in range(len(chunks)):
+        if outs[j + 1] <= outs[j]:
+            raise empty_chunk_error(axis, j, bounds[j], bounds[j + 1], f"{stride} pixel(s)",
+                                    f"kernel {kernel}, stride {stride}, dilation {dilation}, padding {before}")
+    reach_before, reach_after = math.ceil(bound), math.floor(bound) + 1
+    extra_before = ceil_div(before + reach_before, stride)
+    blocks = []
+    for j in range(len(chunks)):
+        o0, o1 = outs[j], outs[j + 1]
+        extra = min(extra_before, o0)       # at the top: from output 0, row 0, as in memory
+        start = (o0 - extra) * stride
+        stop = min((o1 - 1) * stride - before + span - 1 + reach_after + 1, size)
+        outputs = extra + o1 - o0
+        missing = (outputs - 1) * stride + span - 2 * before - (stop - start)   # rows short of ``outputs``
+        bottom = max(missing, 0)
+        assert not bottom or stop == size, (j, missing)
+        blocks.append(BlockPlan(start, stop, before, extra, o1 - o0, (0, bottom),
+                                (stop - start + bottom + 2 * before - span) // stride + 1))
     return _with_depth(tuple(chunks), bounds, outs, blocks)
 
 
