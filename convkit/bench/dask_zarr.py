@@ -11,19 +11,22 @@ The layer: 3x3 convolution, 16 -> 16 channels, padding 1, float32, NHWC, ``algo=
   issue's 1x8192x8192x16 image (4 GiB; 1x4096x4096x16 with ``--quick``) from Zarr to Zarr, twice on one
   fresh cluster, each run's nanoseconds per pixel over those of the in-memory crop timed just before and
   just after it (in memory, run, in memory, run, in memory: a drifting machine slows both sides of a ratio),
-  the median of the two ratios, and every worker's peak resident memory (``ru_maxrss`` of the worker
-  process, read at the end).
+  the median of the two ratios, the workers' compute time by kind of task (Zarr reads, halo copies,
+  convolution fused with the Zarr write), and every worker's peak resident memory (``ru_maxrss`` of the
+  worker process, read at the end).
 
 Chunks of 64 full-width rows (32 MiB), the same in the Zarr arrays and in Dask, no compression (random data
 would not compress, and a codec costs CPU the 2 cores do not have): with 256-row chunks (128 MiB) a worker
-peaked at 1.4 GiB (input chunk, the neighbours its halo rows are cut from, the concatenated copy, the
-output and the bytes Zarr encodes), with 64 rows at about 0.4 GiB.
+peaked at 1.4 GiB (input chunk, the neighbours its halo rows were cut from as views, the concatenated copy,
+the output and the bytes Zarr encodes); with 64 rows and the halo rows copied (convkit.dask._halo) at
+0.4-0.6 GiB.
 
 The input Zarr is written once (random normal data, no compression: it would not compress) under
 ``$CONVKIT_BENCH_DASK_DIR`` (default: the temporary directory) and reused by later runs; outputs are
 deleted after each run.  Needs the ``dask`` extra and zarr (``pip install 'convkit[dask]' zarr``).
 """
 import atexit
+import collections
 import os
 import resource
 import shutil
@@ -69,7 +72,8 @@ def make(config):
     weight = (config.rng().standard_normal((3, 3, CHANNELS, CHANNELS)) / 12).astype(np.float32)
     crop = np.asarray(zarr.open_array(source, mode="r")[:, :CROP, :CROP, :])
     in_memory = Candidate("in memory", lambda: convkit.conv2d(crop, weight, None, 1, 1))
-    _out_of_core(workdir, source, weight, in_memory.fn, config)
+    _out_of_core(workdir, source, weight, in_memory.fn, config,
+                 one_thread=lambda: convkit.conv2d(crop, weight, None, 1, 1, num_threads=1))
 
     # A cluster for the interleaved rounds, which run after make() returns: closed at exit.
     cluster = _cluster()
@@ -142,9 +146,13 @@ def _conv_to_zarr(source, target, weight, client, progress=False):
     future.result()
 
 
-def _out_of_core(workdir, source, weight, in_memory, config):
+def _out_of_core(workdir, source, weight, in_memory, config, one_thread):
     """The whole image from Zarr to Zarr, OUT_OF_CORE_RUNS times on one fresh cluster, each run between two
-    timings of the in-memory crop; prints time per pixel, the ratios and every worker's peak memory."""
+    timings of the in-memory crop; prints time per pixel, the ratios and every worker's peak memory.
+
+    Also CPU time per pixel (all processes' threads), which a machine shared with other jobs changes far less
+    than wall time: the workers' over the in-memory call's on one thread (``one_thread``), the cost of the
+    I/O, halos and scheduling around the same convolution."""
     import distributed
     import zarr
     target = os.path.join(workdir, "output.zarr")
@@ -153,18 +161,26 @@ def _out_of_core(workdir, source, weight, in_memory, config):
           f"1x{ROWS_PER_CHUNK}x{w}x{c}, uncompressed) -> 3x3 conv to {CHANNELS} channels -> Zarr (same chunks), "
           f"LocalCluster of {WORKERS} worker processes x 1 thread")
     crop_ns = [_seconds(in_memory) / (CROP * CROP) * 1e9]
-    runs = []
+    runs, cpu = [], []
     cluster = _cluster()
     with distributed.Client(cluster) as client:
         threads = client.run(convkit.get_num_threads)
         for run in range(OUT_OF_CORE_RUNS):
-            start = time.perf_counter()
-            _conv_to_zarr(source, target, weight, client, progress=run == 0)
+            start, cpu_start = time.perf_counter(), client.run(_cpu_seconds)
+            with distributed.get_task_stream(client) as tasks:
+                _conv_to_zarr(source, target, weight, client, progress=run == 0)
             runs.append((time.perf_counter() - start) / (h * w) * 1e9)
+            cpu.append(sum(client.run(_cpu_seconds).values()) - sum(cpu_start.values()))
+            shares = _task_time_shares(tasks.data)
             shutil.rmtree(target, ignore_errors=True)
             crop_ns.append(_seconds(in_memory) / (CROP * CROP) * 1e9)
         peaks = client.run(_peak_rss)
     cluster.close()
+    one_thread()
+    cpu_start = _cpu_seconds()
+    one_thread()
+    cpu_crop = (_cpu_seconds() - cpu_start) / (CROP * CROP) * 1e9
+    cpu_ratio = statistics.median(cpu) / (h * w) * 1e9 / cpu_crop
     ratios = [ns / statistics.median(crop_ns[i:i + 2]) for i, ns in enumerate(runs)]
     ratio = statistics.median(ratios)
     print(f"\n  out of core: " + ", ".join(f"{ns:.0f}" for ns in runs) + " ns/pixel; in memory on the "
@@ -172,10 +188,24 @@ def _out_of_core(workdir, source, weight, in_memory, config):
           + ", ".join(f"{ns:.0f}" for ns in crop_ns) + " ns/pixel")
     print(f"  per-run ratios " + ", ".join(f"{r:.2f}x" for r in ratios) + f", median {ratio:.2f}x per pixel "
           f"({'meets' if ratio <= 1.3 else 'MISSES'} the 1.3x target)")
+    print(f"  CPU time: workers " + ", ".join(f"{t / (h * w) * 1e9:.0f}" for t in cpu) + f" ns/pixel; in memory on "
+          f"1 thread {cpu_crop:.0f} ns/pixel -> {cpu_ratio:.2f}x the CPU time per pixel")
+    print("  workers' time by task (last run): " + ", ".join(f"{name} {share:.0%}" for name, share in shares))
     gib = 2 ** 30
     print(f"  convkit threads per worker: {sorted(threads.values())}; peak resident memory per worker: "
           + ", ".join(f"{p / 2 ** 20:.0f} MiB" for p in sorted(peaks.values()))
           + f" ({'all under' if max(peaks.values()) < gib else 'NOT all under'} 1 GiB)\n")
+
+
+def _task_time_shares(records):
+    """[(task name, share of the workers' compute time)], largest first, from Dask's task stream."""
+    seconds = collections.Counter()
+    for record in records:
+        key = record["key"][0] if isinstance(record["key"], tuple) else record["key"]
+        name = key.rsplit("-", 1)[0]     # without the token
+        seconds[name] += sum(s["stop"] - s["start"] for s in record["startstops"] if s["action"] == "compute")
+    total = sum(seconds.values()) or 1.0
+    return [(name, t / total) for name, t in seconds.most_common(4)]
 
 
 def _seconds(fn):
@@ -183,6 +213,12 @@ def _seconds(fn):
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def _cpu_seconds():
+    """This process's CPU time (user and system, all threads), in seconds."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _peak_rss():
