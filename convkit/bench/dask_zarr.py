@@ -12,14 +12,14 @@ The layer: 3x3 convolution, 16 -> 16 channels, padding 1, float32, NHWC, ``algo=
   fresh cluster, each run's nanoseconds per pixel over those of the in-memory crop timed just before and
   just after it (in memory, run, in memory, run, in memory: a drifting machine slows both sides of a ratio),
   the median of the two ratios, the workers' compute time by kind of task (Zarr reads, halo copies,
-  convolution fused with the Zarr write), and every worker's peak resident memory (``ru_maxrss`` of the
-  worker process, read at the end).
+  convolution fused with the Zarr write), and every worker's peak resident memory (VmHWM of the worker
+  process, read at the end; see ``_peak_rss``).
 
 Chunks of 64 full-width rows (32 MiB), the same in the Zarr arrays and in Dask, no compression (random data
-would not compress, and a codec costs CPU the 2 cores do not have): with 256-row chunks (128 MiB) a worker
-peaked at 1.4 GiB (input chunk, the neighbours its halo rows were cut from as views, the concatenated copy,
-the output and the bytes Zarr encodes); with 64 rows and the halo rows copied (convkit.dask._halo) at
-0.4-0.6 GiB.
+would not compress, and a codec costs CPU the 2 cores do not have).  On a quarter of the image a worker
+peaked at 0.65-0.88 GiB with 256-row chunks (128 MiB: the chunk, the neighbours its halo rows were cut from
+as views, the concatenated copy, the output, the bytes Zarr encodes), 0.37-0.44 GiB with 64 rows, 0.31-0.34
+GiB with 64 rows and the halo rows copied (convkit.dask._halo).
 
 The input Zarr is written once (random normal data, no compression: it would not compress) under
 ``$CONVKIT_BENCH_DASK_DIR`` (default: the temporary directory) and reused by later runs; outputs are
@@ -222,5 +222,15 @@ def _cpu_seconds():
 
 
 def _peak_rss():
-    """This process's peak resident set size in bytes (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's peak resident set size in bytes: Linux's VmHWM, the high-water mark of the memory
+    it has mapped since it started its program.  Not ``ru_maxrss``: Linux keeps that across ``execve``, so
+    a worker process, forked from the nanny in this (large) benchmark process and then exec'd, starts with
+    this process's peak, 1.2 GiB here, whatever the worker does.  ``ru_maxrss`` elsewhere."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
