@@ -98,7 +98,7 @@ def _spatial(x, offset, mask, weight, stride, padding, dilation, bound, layout, 
 
     def plan(chunks, axis, i):
         return deformable_plan(chunks, sizes[i], out_sizes[i], kernel[i], stride[i], dilation[i],
-                               pads[2 * i:2 * i + 2], bound, axis)
+                               pads[2 * i], bound, axis)
 
     x, plans = with_halos(x, layout, plan)
     chunks = output_chunks(x, plans, layout, empty)

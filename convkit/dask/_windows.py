@@ -26,7 +26,7 @@ class BlockPlan:
     pad: int          # symmetric padding of that call
     crop: int         # outputs of that call to skip before the owned ones
     size: int         # owned output rows
-    explicit: Tuple[int, int] = (0, 0)   # zero rows to add before/after the rows start:stop
+    explicit: Tuple[int, int] = (0, 0)   # zero rows added before/after the rows start:stop
     outputs: int = 0  # outputs of that call (deformable_plan only: its offsets are padded to that many)
 
 
@@ -66,17 +66,12 @@ def window_plan(chunks, size, out_size, kernel, stride, dilation, pad_before, ax
     """The AxisPlan of a convolution (``pool_pad=None``) or a pooling (``pool_pad`` its padding).
 
     A convolution chunk pads ``max(top, bottom)`` of the zeros it needs; when that padding cannot be
-    lined up with the stride (an asymmetric "same" padding on a short image) it gets explicit zero rows
-    instead.  A pooling chunk that touches a padded border uses the pooling's own padding, so that
+    lined up with the stride (an asymmetric "same" padding on a short image), or its windows read no
+    row of the image (a 1-pixel kernel over a padded border), it gets explicit zero rows instead.  A pooling chunk that touches a padded border uses the pooling's own padding, so that
     windows past the border are clipped, and counted, exactly as in the in-memory call.
     """
     span = dilation * (kernel - 1) + 1
-    bounds = _chunk_bounds(chunks)
-    outs = [0] + [min(ceil_div(b, stride), out_size) for b in bounds[1:-1]] + [out_size]
-    geometry = f"kernel {kernel}, stride {stride}, dilation {dilation}, padding {pad_before}"
-    for j in range(len(chunks)):
-        if outs[j + 1] <= outs[j]:
-            raise empty_chunk_error(axis, j, bounds[j], bounds[j + 1], f"{stride} pixel(s)", geometry)
+    bounds, outs = _anchored_outputs(chunks, out_size, kernel, stride, dilation, pad_before, axis)
     blocks = []
     for j in range(len(chunks)):
         first = outs[j] * stride - pad_before                      # window start of the first owned output
@@ -92,7 +87,9 @@ def window_plan(chunks, size, out_size, kernel, stride, dilation, pad_before, ax
         if start < 0 and pool_pad is not None:
             # first + pad = outs[j]*stride: start at the true top, skipping every output before ours.
             skip, start = outs[j], 0
-        if start < 0:  # conv only: the stride cannot absorb this padding's asymmetry
+        if start < 0 or stop <= start:
+            # Conv only: the stride cannot absorb this padding's asymmetry, or the chunk's windows read
+            # padding only (the in-memory call refuses an image of no rows): zero rows, no padding.
             blocks.append(BlockPlan(max(first, 0), stop, 0, 0, outs[j + 1] - outs[j], (top, bottom)))
         else:
             blocks.append(BlockPlan(start, stop, pad, skip, outs[j + 1] - outs[j]))
@@ -132,9 +129,21 @@ def transposed_plan(chunks, size, out_size, kernel, stride, dilation, padding, a
     return _with_depth(tuple(chunks), bounds, outs, blocks)
 
 
-def deformable_plan(chunks, size, out_size, kernel, stride, dilation, pads, bound, axis):
+def _anchored_outputs(chunks, out_size, kernel, stride, dilation, pad_before, axis):
+    """``(bounds, outs)``: the chunks' first rows and their first owned outputs (the output rows whose
+    anchor ``o*stride`` they hold), each followed by the end; ValueError for a chunk that owns none."""
+    bounds = _chunk_bounds(chunks)
+    outs = [0] + [min(ceil_div(b, stride), out_size) for b in bounds[1:-1]] + [out_size]
+    geometry = f"kernel {kernel}, stride {stride}, dilation {dilation}, padding {pad_before}"
+    for j in range(len(chunks)):
+        if outs[j + 1] <= outs[j]:
+            raise empty_chunk_error(axis, j, bounds[j], bounds[j + 1], f"{stride} pixel(s)", geometry)
+    return bounds, outs
+
+
+def deformable_plan(chunks, size, out_size, kernel, stride, dilation, before, bound, axis):
     """The AxisPlan of a deformable convolution whose finite offsets are at most ``bound`` pixels along
-    this axis; ``pads`` is its (before, after) padding.
+    this axis; ``before`` is its padding before the image.
 
     Output row ``o``'s samples lie in ``[o*stride - before - bound, o*stride - before + span - 1 + bound]``
     and read the rows ``floor`` of that and one more.  Each chunk is computed with the symmetric padding
@@ -145,14 +154,8 @@ def deformable_plan(chunks, size, out_size, kernel, stride, dilation, pads, boun
     in-memory call.  The last chunk of a "same" padding with its odd row after gets that zero row
     explicitly.
     """
-    before, after = pads
     span = dilation * (kernel - 1) + 1
-    bounds = _chunk_bounds(chunks)
-    outs = [0] + [min(ceil_div(b, stride), out_size) for b in bounds[1:-1]] + [out_size]
-    for j in range(len(chunks)):
-        if outs[j + 1] <= outs[j]:
-            raise empty_chunk_error(axis, j, bounds[j], bounds[j + 1], f"{stride} pixel(s)",
-                                    f"kernel {kernel}, stride {stride}, dilation {dilation}, padding {before}")
+    bounds, outs = _anchored_outputs(chunks, out_size, kernel, stride, dilation, before, axis)
     reach_before, reach_after = math.ceil(bound), math.floor(bound) + 1
     extra_before = ceil_div(before + reach_before, stride)
     blocks = []
