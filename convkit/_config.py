@@ -11,7 +11,8 @@ from ._threads import get_num_threads
 
 
 def blas_info():
-    """Name and version of the BLAS behind NumPy's matmul (the GEMM of the im2col path)."""
+    """Name and version of the BLAS NumPy is built with (no convkit kernel calls it: convkit's GEMM is
+    its own; reported for the peers and the benchmark's GEMM ceiling)."""
     try:
         deps = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return f"{deps.get('name', '?')} {deps.get('version', '')}".strip()

@@ -11,6 +11,8 @@ from cython.parallel cimport prange
 
 import numpy as np
 
+from checks cimport check_min, check_size
+
 cdef enum:
     MAX_CHUNKS = 64        # row chunks in grad_sums_channels_last
     MIN_CHUNK_ROWS = 256
@@ -29,6 +31,16 @@ cdef inline void sum_rows(const floating* g, const floating* x, const double* me
             acc[C + c] += g[r * C + c] * (x[r * C + c] - mean[c])
 
 
+cdef int check_channels(bint shapes_match, str arrays, Py_ssize_t C, dict lengths, int num_threads) except -1:
+    """``arrays`` have x's shape (``shapes_match``) and every entry of ``lengths`` ({what: length}) is C."""
+    check_min(num_threads, 1, "num_threads")
+    if not shapes_match:
+        raise ValueError(f"expected {arrays} to have x's shape")
+    for what, length in lengths.items():
+        check_size(length, C, f"{what} (the channels)")
+    return 0
+
+
 def grad_sums_channels_last(const floating[:, ::1] grad_y, const floating[:, ::1] x,
                             const double[::1] mean, double[:, ::1] out, int num_threads):
     """out[0, c] = sum of grad_y[:, c]; out[1, c] = sum of grad_y[:, c] * (x[:, c] - mean[c])."""
@@ -36,6 +48,9 @@ def grad_sums_channels_last(const floating[:, ::1] grad_y, const floating[:, ::1
     cdef Py_ssize_t chunk_rows = max(<Py_ssize_t>MIN_CHUNK_ROWS, (R + MAX_CHUNKS - 1) // MAX_CHUNKS)
     cdef Py_ssize_t K = max(1, (R + chunk_rows - 1) // chunk_rows)
     cdef Py_ssize_t k, r0
+    check_channels(grad_y.shape[0] == R and grad_y.shape[1] == C, "grad_y", C,
+                   {"the length of mean": mean.shape[0], "out's columns": out.shape[1]}, num_threads)
+    check_size(out.shape[0], 2, "out's rows")
     out[:, :] = 0
     if R * C == 0:
         return
@@ -65,6 +80,9 @@ def grad_sums_channels_first(const floating[:, :, ::1] grad_y, const floating[:,
                              const double[::1] mean, double[:, ::1] out, int num_threads):
     """As grad_sums_channels_last for (N, C, plane) arrays."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2], t
+    check_channels(grad_y.shape[0] == N and grad_y.shape[1] == C and grad_y.shape[2] == P, "grad_y", C,
+                   {"the length of mean": mean.shape[0], "out's columns": out.shape[1]}, num_threads)
+    check_size(out.shape[0], 2, "out's rows")
     out[:, :] = 0
     if N * C * P == 0:
         return
@@ -89,6 +107,9 @@ def affine2_channels_last(const floating[:, ::1] g, const floating[:, ::1] x, co
                           const floating[::1] b, const floating[::1] d, floating[:, ::1] y, int num_threads):
     """y[r, c] = g[r, c] * a[c] + x[r, c] * b[c] + d[c] for (rows, C) arrays."""
     cdef Py_ssize_t R = x.shape[0], C = x.shape[1], k, r0
+    check_channels(g.shape[0] == R and g.shape[1] == C and y.shape[0] == R and y.shape[1] == C, "g and y", C,
+                   {"the length of a": a.shape[0], "the length of b": b.shape[0], "the length of d": d.shape[0]},
+                   num_threads)
     if R * C == 0:
         return
     cdef Py_ssize_t rows_per_chunk = max(1, CHUNK // C)
@@ -105,6 +126,10 @@ def affine2_channels_first(const floating[:, :, ::1] g, const floating[:, :, ::1
                            int num_threads):
     """y[n, c, i] = g[n, c, i] * a[c] + x[n, c, i] * b[c] + d[c] for (N, C, plane) arrays."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2], t
+    check_channels(g.shape[0] == N and g.shape[1] == C and g.shape[2] == P and y.shape[0] == N
+                   and y.shape[1] == C and y.shape[2] == P, "g and y", C,
+                   {"the length of a": a.shape[0], "the length of b": b.shape[0], "the length of d": d.shape[0]},
+                   num_threads)
     if N * C * P == 0:
         return
     with nogil:

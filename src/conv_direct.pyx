@@ -18,7 +18,7 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 from activation cimport activate_span_residual
-from checks cimport check_geometry, check_min, check_size
+from checks cimport check_geometry, check_min, check_size, optional_image, optional_vector
 from microkernel cimport micro_tile
 from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
 
@@ -132,14 +132,10 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, 
     check_size(out.shape[3], Cout, "out's channels")
     check_min(pt, 0, "the top padding")
     check_min(pl, 0, "the left padding")
-    cdef const floating[::1] bias_view
-    cdef const floating* bp = NULL
-    if bias is not None:
-        bias_view = bias
-        check_size(bias_view.shape[0], Cout, "the bias length")
-        bp = &bias_view[0]
-    if residual is not None and residual.shape != (N, Hout, Wout, Cout):
-        raise ValueError(f"expected residual to have shape {(N, Hout, Wout, Cout)}, got {residual.shape}")
+    cdef const floating* bp
+    cdef const floating* rp
+    optional_vector(bias, Cout, "bias", &bp)
+    optional_image(residual, N, Hout, Wout, Cout, "residual", &rp)
     if out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] == 0:
         return
     cout_g = Cout // groups
@@ -149,11 +145,6 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, 
     nchunks = (ntiles + CHUNK_TILES - 1) // CHUNK_TILES
     chunk_tiles = (ntiles + nchunks - 1) // nchunks
     cdef floating[::1] zeros = np.zeros(max(KW * C, 1), dtype=np.float32 if floating is float else np.float64)
-    cdef const floating[:, :, :, ::1] res_view
-    cdef const floating* rp = NULL
-    if residual is not None:
-        res_view = residual
-        rp = &res_view[0, 0, 0, 0]
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
     if packed is None:
         packed = pack_weights(np.asarray(w), G)

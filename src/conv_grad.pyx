@@ -17,6 +17,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
+from checks cimport check_geometry, check_min, check_offsets, check_size, optional_image
 from deform_cols cimport deform_pixel_columns
 from omp cimport omp_get_thread_num
 from weight_grad cimport (CK_TILE_PIXELS, WG_BLOCK_F32, WG_BLOCK_F64, wg_accumulate, wg_partial_size,
@@ -70,15 +71,27 @@ def conv2d_weight_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t Hout = grad_output.shape[1], Wout = grad_output.shape[2], Cout = grad_output.shape[3]
     cdef Py_ssize_t KH = grad_weight.shape[0], KW = grad_weight.shape[1], cin_g = grad_weight.shape[2]
-    cdef Py_ssize_t G = groups, cout_g = Cout // groups, taps = KH * KW
+    cdef Py_ssize_t G = groups, cout_g, taps = KH * KW
     cdef Py_ssize_t B = WG_BLOCK_F32 if floating is float else WG_BLOCK_F64
     cdef Py_ssize_t K = taps * C, K_g = taps * cin_g
     cdef Py_ssize_t P = N * Hout * Wout
-    cdef Py_ssize_t nchunks = (P + pc - 1) // pc
-    cdef Py_ssize_t nkb = (K_g + B - 1) // B
-    cdef Py_ssize_t part = wg_partial_size(G, K_g, cout_g, B)
+    cdef Py_ssize_t nchunks, nkb = (K_g + B - 1) // B, part
     cdef Py_ssize_t q, p0, npix, i, t, item
     cdef floating* ws
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_min(groups, 1, "groups")
+    check_min(pc, 1, "pc (pixels per chunk)")
+    check_size(grad_output.shape[0], N, "grad_output's batch")
+    check_size(groups * cin_g, C, "groups * the weight's input channels (the input channels)")
+    check_size(grad_weight.shape[3], Cout, "grad_weight's output channels (grad_output's)")
+    check_size(Cout % groups, 0, "the output channels modulo groups")
+    if offset is not None:
+        check_offsets(offset, mask, N, Hout, Wout, KH, KW, C, cpg)
+    elif mask is not None:
+        raise ValueError("expected no mask without offsets")
+    cout_g = Cout // groups
+    nchunks = (P + pc - 1) // pc
+    part = wg_partial_size(G, K_g, cout_g, B)
     dtype = np.float32 if floating is float else np.float64
     if grad_weight.size == 0:
         return
@@ -89,18 +102,11 @@ def conv2d_weight_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     cdef floating[:, ::1] workspace = np.empty((num_threads, stride), dtype)
     cdef floating[:, ::1] partials = np.zeros((num_threads, part), dtype)
     cdef floating[::1] zeros = np.zeros(max(pc, C), dtype)
-    cdef const floating[:, :, :, ::1] offset_view
-    cdef const floating[:, :, :, ::1] mask_view
-    cdef const floating* op = NULL
-    cdef const floating* mp = NULL
-    cdef Py_ssize_t OC = 0
-    if offset is not None:
-        offset_view = offset
-        op = &offset_view[0, 0, 0, 0]
-        OC = offset_view.shape[3]
-    if mask is not None:
-        mask_view = mask
-        mp = &mask_view[0, 0, 0, 0]
+    cdef const floating* op
+    cdef const floating* mp
+    cdef Py_ssize_t OC = 0 if offset is None else offset.shape[3]
+    optional_image(offset, N, Hout, Wout, OC, "offset", &op)
+    optional_image(mask, N, Hout, Wout, OC // 2, "mask", &mp)
     cdef const floating* xp = &x[0, 0, 0, 0] if H * W > 0 else &zeros[0]   # an empty image: all padding
     cdef const floating* gp = &grad_output[0, 0, 0, 0]
     cdef floating* pp = &partials[0, 0]

@@ -15,7 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from activation cimport ACT_NONE, activate_span
-from checks cimport check_geometry, check_min, check_size
+from checks cimport check_geometry, check_min, check_size, optional_vector
 from omp cimport omp_get_thread_num
 
 import numpy as np
@@ -193,12 +193,8 @@ def grouped_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :, :, :
     check_size(wpacked.shape[5], CG_CHANNELS, "the packed weight's chunk width")
     check_size(out.shape[0], N, "out's batch")
     check_min(pt, 0, "the top padding")
-    cdef const floating[::1] bias_view
-    cdef const floating* bp = NULL
-    if bias is not None:
-        bias_view = bias
-        check_size(bias_view.shape[0], Cout, "the bias length")
-        bp = &bias_view[0]
+    cdef const floating* bp
+    optional_vector(bias, Cout, "bias", &bp)
     if N * Hout * Wout * Cout == 0:
         return
     dtype = np.float32 if floating is float else np.float64

@@ -15,7 +15,7 @@ its input channels, produce its output channels).
 from cython cimport floating
 from cython.parallel cimport prange
 
-from checks cimport check_geometry, check_size
+from checks cimport check_geometry, check_packed_blocks, check_size, optional_vector
 from microkernel cimport micro_tile
 from omp cimport omp_get_thread_num
 from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
@@ -113,17 +113,11 @@ def conv_transpose2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef Py_ssize_t r
     cdef Py_ssize_t B = tile_width(floating is float)
     check_geometry(sh, sw, dh, dw, num_threads)
-    check_size(G * cin_g, C, "the packed weight's groups * input channels per group (the input channels)")
-    check_size(wpacked.shape[5], B, "the packed weight's block width")
-    check_size(nblk, (cout_g + B - 1) // B, "the packed weight's blocks (for cout_g output channels)")
+    check_packed_blocks(G, cin_g, C, nblk, wpacked.shape[5], B, cout_g)
     check_size(out.shape[0], N, "out's batch")
     check_size(Cout, G * cout_g, "out's channels")
-    cdef const floating[::1] bias_view
-    cdef const floating* bp = NULL
-    if bias is not None:
-        bias_view = bias
-        check_size(bias_view.shape[0], Cout, "the bias length")
-        bp = &bias_view[0]
+    cdef const floating* bp
+    optional_vector(bias, Cout, "bias", &bp)
     if N * Hout * Wout * Cout == 0:
         return
     cdef floating[::1] zeros = np.zeros(max(C, 1), dtype=np.float32 if floating is float else np.float64)

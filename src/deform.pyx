@@ -11,7 +11,7 @@ from cython.parallel cimport prange
 import numpy as np
 
 from bilinear cimport bilinear_sample_vec
-from checks cimport check_geometry, check_min, check_offsets, check_size
+from checks cimport check_geometry, check_min, check_offsets, check_range, check_size, optional_image
 from deform_cols cimport deform_pixel_columns
 
 
@@ -56,20 +56,15 @@ def deform_im2col_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     cdef Py_ssize_t r, n, oh, ow
     check_geometry(sh, sw, dh, dw, num_threads)
     check_offsets(offset, mask, x.shape[0], Hout, Wout, KH, KW, C, cpg)
-    if c0 < 0 or cg < 0 or c0 + cg > C:
-        raise ValueError(f"expected channels {c0}:{c0 + cg} to lie within the input's {C}")
-    if row_begin < 0 or row_end > x.shape[0] * Hout:
-        raise ValueError(f"expected output rows {row_begin}:{row_end} within 0:{x.shape[0] * Hout}")
+    check_range(c0, c0 + cg, C, "the channels")
+    check_range(row_begin, row_end, x.shape[0] * Hout, "the output rows")
     if row_end <= row_begin or K == 0:
         return
     check_min(cols.shape[0], (row_end - row_begin) * Wout, "the rows of cols")
     check_size(cols.shape[1], K, "the columns of cols (KH*KW*cg)")
     cdef floating[::1] zeros = np.zeros(cg, dtype=np.float32 if floating is float else np.float64)
-    cdef const floating[:, :, :, ::1] mask_view
-    cdef const floating* mp = NULL
-    if mask is not None:
-        mask_view = mask
-        mp = &mask_view[0, 0, 0, 0]
+    cdef const floating* mp
+    optional_image(mask, x.shape[0], Hout, Wout, MC, "mask", &mp)
     cdef const floating* xp = &x[0, 0, 0, 0] if H * W > 0 else &zeros[0]   # an empty image samples zero
     cdef const floating* op = &offset[0, 0, 0, 0]
     cdef floating* cp = &cols[0, 0]

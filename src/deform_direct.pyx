@@ -13,7 +13,8 @@ from libc.string cimport memset
 
 import numpy as np
 
-from checks cimport check_geometry, check_min, check_offsets, check_size
+from checks cimport (check_geometry, check_min, check_offsets, check_packed_blocks,
+                     check_size, optional_image, optional_vector)
 from deform_cols cimport deform_pixel_columns
 from microkernel cimport micro_tile
 from omp cimport omp_get_thread_num
@@ -92,29 +93,20 @@ def deform_conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     cdef Py_ssize_t r
     cdef Py_ssize_t B = tile_width(floating is float)
     check_geometry(sh, sw, dh, dw, num_threads)
-    check_size(G * cin_g, C, "the packed weight's groups * input channels per group (the input channels)")
-    check_size(wpacked.shape[5], B, "the packed weight's block width")
-    check_size(nblk, (cout_g + B - 1) // B, "the packed weight's blocks (for cout_g output channels)")
+    check_packed_blocks(G, cin_g, C, nblk, wpacked.shape[5], B, cout_g)
     check_size(out.shape[0], N, "out's batch")
     check_size(Cout, G * cout_g, "out's channels")
     check_offsets(offset, mask, N, Hout, Wout, KH, KW, C, cpg)
     check_min(chunk, 1, "chunk")
     check_min(workspace.shape[0], num_threads, "the workspace rows (one per thread)")
     check_min(workspace.shape[1], chunk * KH * KW * C, "the workspace row length (chunk * KH*KW*C)")
-    cdef const floating[::1] bias_view
-    cdef const floating* bp = NULL
-    if bias is not None:
-        bias_view = bias
-        check_size(bias_view.shape[0], Cout, "the bias length")
-        bp = &bias_view[0]
+    cdef const floating* bp
+    optional_vector(bias, Cout, "bias", &bp)
     if out.shape[0] * Hout * Wout * Cout == 0:
         return
     cdef floating[::1] zeros = np.zeros(max(C, 1), dtype=np.float32 if floating is float else np.float64)
-    cdef const floating[:, :, :, ::1] mask_view
-    cdef const floating* mp = NULL
-    if mask is not None:
-        mask_view = mask
-        mp = &mask_view[0, 0, 0, 0]
+    cdef const floating* mp
+    optional_image(mask, N, Hout, Wout, OC // 2, "mask", &mp)
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
     cdef const floating* wp = &wpacked[0, 0, 0, 0, 0, 0] if wpacked.size > 0 else &zeros[0]
     cdef floating* ws = &workspace[0, 0] if workspace.size > 0 else NULL

@@ -20,6 +20,7 @@ from libc.string cimport memset
 
 import numpy as np
 
+from checks cimport check_geometry, check_min, check_offsets, check_size, optional_image
 from omp cimport omp_get_thread_num
 
 from microkernel cimport ck_tile_f32, ck_tile_f64
@@ -210,9 +211,25 @@ def deform_backward_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :,
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t Hout = grad_output.shape[1], Wout = grad_output.shape[2], Cout = grad_output.shape[3]
     cdef Py_ssize_t G = wt.shape[0], cout_g = wt.shape[4], OC = offset.shape[3]
-    cdef Py_ssize_t cin_g = C // G, MC = OC // 2, HWC = H * W * C, K = KH * KW * C
+    cdef Py_ssize_t cin_g, MC = OC // 2, HWC = H * W * C, K = KH * KW * C
     cdef Py_ssize_t n, r, tid, i, s
+    cdef Py_ssize_t B = tile_width(floating is float)
     cdef floating acc
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_min(chunk, 1, "chunk")
+    check_min(G, 1, "the packed weight's groups")
+    check_size(C % G, 0, "the input channels modulo the packed weight's groups")
+    check_size(grad_output.shape[0], N, "grad_output's batch")
+    check_size(Cout, G * cout_g, "grad_output's channels (the packed weight's groups * cout_g)")
+    check_size(wt.shape[1], (KH * KW * (C // G) + B - 1) // B, "the packed weight's blocks")
+    check_size(wt.shape[2] * wt.shape[3], 1, "the packed weight's middle axes")
+    check_size(wt.shape[5], B, "the packed weight's block width")
+    check_offsets(offset, mask, N, Hout, Wout, KH, KW, C, cpg)
+    if tuple(grad_x.shape)[:4] != tuple(x.shape)[:4] or tuple(grad_offset.shape)[:4] != tuple(offset.shape)[:4]:
+        raise ValueError("expected grad_x and grad_offset to have the shapes of x and offset")
+    if (grad_mask is None) != (mask is None) or mask is not None and grad_mask.shape != mask.shape:
+        raise ValueError("expected grad_mask to have mask's shape (None without a mask)")
+    cin_g = C // G
     dtype = np.float32 if floating is float else np.float64
     grad_x[...] = 0
     grad_offset[...] = 0
@@ -223,14 +240,12 @@ def deform_backward_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :,
     cdef floating[::1] zeros = np.zeros(max(C, 1), dtype)
     cdef floating[:, ::1] gcols = np.empty((num_threads, chunk * K), dtype)
     cdef floating[:, ::1] images = np.zeros((num_threads, HWC), dtype)
-    cdef const floating[:, :, :, ::1] mask_view
     cdef floating[:, :, :, ::1] gmask_view
-    cdef const floating* mp = NULL
+    cdef const floating* mp
     cdef floating* gmp = NULL
+    optional_image(mask, N, Hout, Wout, MC, "mask", &mp)
     if mask is not None:
-        mask_view = mask
         gmask_view = grad_mask
-        mp = &mask_view[0, 0, 0, 0]
         gmp = &gmask_view[0, 0, 0, 0]
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef const floating* op = &offset[0, 0, 0, 0]

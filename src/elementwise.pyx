@@ -9,7 +9,7 @@ from cython.parallel cimport prange
 
 from activation cimport (ACT_ELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SIGMOID,
                          ACT_TANH, activate_span, activate_span_residual)
-from checks cimport check_min, check_size
+from checks cimport check_min, check_size, optional_rows, optional_vector
 
 cdef enum:
     CHUNK = 16384
@@ -49,19 +49,10 @@ def bias_activation_inplace(floating[:, ::1] y, bias, int code, double alpha, in
     """
     cdef Py_ssize_t R = y.shape[0], C = y.shape[1], k, r, r0, r1
     cdef floating a = <floating>alpha
-    cdef const floating[::1] bias_view
-    cdef const floating* bp = NULL
-    if bias is not None:
-        bias_view = bias
-        check_size(bias_view.shape[0], C, "the bias length")
-        bp = &bias_view[0]
-    cdef const floating[:, ::1] res_view
-    cdef const floating* rp = NULL
-    if residual is not None:
-        res_view = residual
-        check_size(res_view.shape[0], R, "the residual's rows")
-        check_size(res_view.shape[1], C, "the residual's channels")
-        rp = &res_view[0, 0] if R * C > 0 else NULL
+    cdef const floating* bp
+    optional_vector(bias, C, "bias", &bp)
+    cdef const floating* rp
+    optional_rows(residual, R, C, "residual", &rp)
     check_min(num_threads, 1, "num_threads")
     if R * C == 0 or (bp == NULL and rp == NULL and code == ACT_NONE):
         return

@@ -12,6 +12,7 @@ from cython.parallel cimport prange
 
 from activation cimport (ACT_ELU, ACT_LEAKY_RELU, ACT_RELU, ACT_RELU6, ACT_SIGMOID, ACT_TANH,
                          exp_nonpositive, pick, sigmoid, tanh)
+from checks cimport check_min
 
 cdef enum:
     CHUNK = 16384
@@ -55,6 +56,7 @@ def activation_backward(const floating[::1] grad_output, const floating[::1] x, 
     cdef floating a = <floating>alpha
     if grad_output.shape[0] != n or grad_x.shape[0] != n:
         raise ValueError(f"expected spans of {n} elements, got {grad_output.shape[0]} and {grad_x.shape[0]}")
+    check_min(num_threads, 1, "num_threads")
     if n == 0:
         return
     cdef const floating* gp = &grad_output[0]

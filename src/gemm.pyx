@@ -34,6 +34,7 @@ a 32 x 12 column-major tile, its 12-wide operand kept in L1) is for the other lo
 from cython cimport floating
 
 from activation cimport ACT_NONE
+from checks cimport check_min, check_size
 from gemm cimport block_sizes, gemm
 from simd cimport CK_MR, CK_NR_F32, CK_NR_F64, CK_VECTOR_BITS
 
@@ -57,6 +58,15 @@ def blocking(dtype):
     return block_sizes(<double>0)
 
 
+cdef int check_strides(Py_ssize_t row, Py_ssize_t col, Py_ssize_t size, str what, bint unit_columns=False
+                       ) except -1:
+    """Strides in whole elements (the kernel steps typed pointers), unit along rows where required."""
+    if row % size or col % size or (unit_columns and col != size):
+        raise ValueError(f"expected {what}'s strides to be multiples of {size} bytes"
+                         f"{' with unit column stride' if unit_columns else ''}, got ({row}, {col})")
+    return 0
+
+
 def gemm_into(const floating[:, :] a, const floating[:, :] b, floating[:, :] c, bint accumulate=False,
               bias=None, residual=None, int act=ACT_NONE, double alpha=0, int num_threads=1):
     """c = act((c if accumulate) + a @ b + bias + residual), the kernel wrapper every GEMM of convkit
@@ -64,8 +74,13 @@ def gemm_into(const floating[:, :] a, const floating[:, :] b, floating[:, :] c, 
     with unit column stride and any row stride (e.g. one group's columns of a bigger output)."""
     cdef Py_ssize_t M = c.shape[0], N = c.shape[1], K = a.shape[1]
     cdef Py_ssize_t size = sizeof(floating)
-    assert a.shape[0] == M and b.shape[0] == K and b.shape[1] == N
-    assert N <= 1 or c.strides[1] == size
+    if a.shape[0] != M or b.shape[0] != K or b.shape[1] != N:
+        raise ValueError(f"expected a ({M}, K) and b (K, {N}) for c ({M}, {N}), got a ({a.shape[0]}, {K}) and "
+                         f"b ({b.shape[0]}, {b.shape[1]})")
+    check_strides(a.strides[0], a.strides[1], size, "a")
+    check_strides(b.strides[0], b.strides[1], size, "b")
+    check_strides(c.strides[0], size if N <= 1 else c.strides[1], size, "c", True)
+    check_min(num_threads, 1, "num_threads")
     if M == 0 or N == 0:
         return
     cdef const floating[:] bias_view
@@ -75,11 +90,14 @@ def gemm_into(const floating[:, :] a, const floating[:, :] b, floating[:, :] c, 
     cdef Py_ssize_t ldr = 0
     if bias is not None:
         bias_view = bias
-        assert bias_view.shape[0] == N and (N <= 1 or bias_view.strides[0] == size)
+        check_size(bias_view.shape[0], N, "the bias length")
+        check_strides(0, size if N <= 1 else bias_view.strides[0], size, "bias", True)
         bp = &bias_view[0]
     if residual is not None:
         res_view = residual
-        assert res_view.shape[0] == M and res_view.shape[1] == N and (N <= 1 or res_view.strides[1] == size)
+        if res_view.shape[0] != M or res_view.shape[1] != N:
+            raise ValueError(f"expected residual to have shape ({M}, {N}), got {tuple(residual.shape)}")
+        check_strides(res_view.strides[0], size if N <= 1 else res_view.strides[1], size, "residual", True)
         rp = &res_view[0, 0]
         ldr = res_view.strides[0] // size
     cdef const floating* ap = &a[0, 0] if K > 0 else NULL

@@ -12,6 +12,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
+from checks cimport check_geometry, check_min, check_range, check_size, optional_image, optional_vector
 from gemm cimport gemm_packed_by
 from simd cimport CK_MR
 
@@ -45,6 +46,14 @@ cdef inline void im2col_nhwc_row(
                 dst += cg
 
 
+cdef int check_window(Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t Hout, Py_ssize_t Wout) except -1:
+    check_min(KH, 0, "the kernel height")
+    check_min(KW, 0, "the kernel width")
+    check_min(Hout, 0, "the output height")
+    check_min(Wout, 0, "the output width")
+    return 0
+
+
 def im2col_nhwc(const floating[:, :, :, ::1] x, floating[:, ::1] cols,
                 Py_ssize_t row_begin, Py_ssize_t row_end, Py_ssize_t c0, Py_ssize_t cg,
                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
@@ -57,6 +66,12 @@ def im2col_nhwc(const floating[:, :, :, ::1] x, floating[:, ::1] cols,
     """
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t r, K = KH * KW * cg
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_window(KH, KW, Hout, Wout)
+    check_range(c0, c0 + cg, C, "the channels")
+    check_range(row_begin, row_end, x.shape[0] * Hout, "the output rows")
+    check_min(cols.shape[0], (row_end - row_begin) * Wout, "the rows of cols")
+    check_size(cols.shape[1], K, "the columns of cols (KH*KW*cg)")
     if row_end <= row_begin or K == 0:
         return
     cdef const floating* xp = &x[0, 0, 0, 0]
@@ -108,6 +123,10 @@ def col2im_nhwc(const floating[:, ::1] cols, floating[:, :, :, ::1] x,
     """Overwrite ``x`` (N, H, W, C) with the adjoint of im2col_nhwc applied to ``cols``."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t r
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_window(KH, KW, Hout, Wout)
+    check_size(cols.shape[0], N * Hout * Wout, "the rows of cols (N*Hout*Wout)")
+    check_size(cols.shape[1], KH * KW * C, "the columns of cols (KH*KW*C)")
     if N * H * W * C == 0:
         return
     if cols.shape[0] * cols.shape[1] == 0:
@@ -119,6 +138,18 @@ def col2im_nhwc(const floating[:, ::1] cols, floating[:, :, :, ::1] x,
         for r in prange(N * H, num_threads=num_threads, schedule="static"):
             col2im_nhwc_row(cp, xp, r // H, r % H, H, W, C, KH, KW, sh, sw, pt, pl, dh, dw,
                             Hout, Wout)
+
+
+cdef int check_nchw_cols(Py_ssize_t n, Py_ssize_t rows, Py_ssize_t pixels, Py_ssize_t N, Py_ssize_t C,
+                         Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                         Py_ssize_t dw, Py_ssize_t Hout, Py_ssize_t Wout, int num_threads) except -1:
+    """NCHW columns are (N, C*KH*KW, Hout*Wout)."""
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_window(KH, KW, Hout, Wout)
+    check_size(n, N, "the batch of cols")
+    check_size(rows, C * KH * KW, "the rows of cols (C*KH*KW)")
+    check_size(pixels, Hout * Wout, "the columns of cols (Hout*Wout)")
+    return 0
 
 
 cdef inline void im2col_nchw_plane(
@@ -150,6 +181,8 @@ def im2col_nchw(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
     """``cols`` (N, C*KH*KW, Hout*Wout) = unfold(x), x (N, C, H, W)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t p
+    check_nchw_cols(cols.shape[0], cols.shape[1], cols.shape[2], N, C, KH, KW, sh, sw, dh, dw, Hout, Wout,
+                    num_threads)
     if cols.shape[0] * cols.shape[1] * cols.shape[2] == 0:
         return
     cdef const floating* xp = &x[0, 0, 0, 0]
@@ -188,6 +221,8 @@ def col2im_nchw(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x,
     """Overwrite ``x`` (N, C, H, W) with fold(cols); each thread owns whole planes."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t p
+    check_nchw_cols(cols.shape[0], cols.shape[1], cols.shape[2], N, C, KH, KW, sh, sw, dh, dw, Hout, Wout,
+                    num_threads)
     if N * C * H * W == 0:
         return
     if cols.shape[2] == 0:
@@ -272,8 +307,20 @@ def conv2d_im2col_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     per group, (N*Hout*Wout x KH*KW*cin_g) x (KH*KW*cin_g x cout_g), whose A panels are packed straight
     from the image (``pack_im2col``): the only workspace is the GEMM's per-thread panels."""
     cdef Py_ssize_t N = x.shape[0], KH = w.shape[0], KW = w.shape[1], cin_g = w.shape[2], Cout = w.shape[3]
-    cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], cout_g = Cout // groups
+    cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], cout_g
     cdef Py_ssize_t M = N * Hout * Wout, K = KH * KW * cin_g, g
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_window(KH, KW, Hout, Wout)
+    check_min(groups, 1, "groups")
+    check_size(groups * cin_g, x.shape[3], "groups * the weight's input channels (the input channels)")
+    check_size(Cout % groups, 0, "the weight's output channels modulo groups")
+    check_size(out.shape[0], N, "out's batch")
+    check_size(out.shape[3], Cout, "out's channels")
+    cdef const floating* bp
+    cdef const floating* rp
+    optional_vector(bias, Cout, "bias", &bp)
+    optional_image(residual, N, Hout, Wout, Cout, "residual", &rp)
+    cout_g = Cout // groups
     cdef floating[::1] zeros = np.zeros(max(cin_g, 1), dtype=np.float32 if floating is float else np.float64)
     if M * Cout == 0:
         return
@@ -283,16 +330,6 @@ def conv2d_im2col_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     src.H, src.W, src.C, src.cg = x.shape[1], x.shape[2], x.shape[3], cin_g
     src.KH, src.KW, src.sh, src.sw, src.pt, src.pl, src.dh, src.dw = KH, KW, sh, sw, pt, pl, dh, dw
     src.Hout, src.Wout = Hout, Wout
-    cdef const floating[::1] bias_view
-    cdef const floating* bp = NULL
-    if bias is not None:
-        bias_view = bias
-        bp = &bias_view[0]
-    cdef const floating[:, :, :, ::1] res_view
-    cdef const floating* rp = NULL
-    if residual is not None:
-        res_view = residual
-        rp = &res_view[0, 0, 0, 0]
     cdef const floating* wp = &w[0, 0, 0, 0] if w.size > 0 else &zeros[0]
     cdef floating* yp = &out[0, 0, 0, 0]
     cdef int status = 0

@@ -10,6 +10,7 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY
 
 from checks cimport check_geometry, check_min, check_size
+from pool_window cimport avg_divisor, avg_window, taps_inside
 
 
 cdef inline void max_pool_row(
@@ -18,22 +19,20 @@ cdef inline void max_pool_row(
     Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Wout,
 ) noexcept nogil:
     """Output row ``oh`` of image ``n`` (y points at that row); NaN wins, as in PyTorch."""
-    cdef Py_ssize_t ow, kh, kw, ih, iw, c
+    cdef Py_ssize_t ow, kh, kw, kh0, kh1, kw0, kw1, ih, iw, c
     cdef const floating* src
     cdef floating* dst
     cdef floating v, m
+    taps_inside(oh * sh - ph, dh, KH, H, &kh0, &kh1)
     for ow in range(Wout):
         dst = y + ow * C
         for c in range(C):
             dst[c] = -INFINITY
-        for kh in range(KH):
+        taps_inside(ow * sw - pw, dw, KW, W, &kw0, &kw1)
+        for kh in range(kh0, kh1):
             ih = oh * sh - ph + kh * dh
-            if <size_t>ih >= <size_t>H:
-                continue
-            for kw in range(KW):
+            for kw in range(kw0, kw1):
                 iw = ow * sw - pw + kw * dw
-                if <size_t>iw >= <size_t>W:
-                    continue
                 src = x + ((n * H + ih) * W + iw) * C
                 for c in range(C):
                     v = src[c]
@@ -50,14 +49,10 @@ cdef inline void avg_pool_row(
     cdef const floating* src
     cdef floating* dst
     cdef floating d
-    h0 = oh * sh - ph
-    h1 = min(h0 + KH, H + ph)    # window clipped at the padded border (ceil_mode windows)
+    avg_window(oh, KH, sh, ph, H, &h0, &h1)
     for ow in range(Wout):
-        w0 = ow * sw - pw
-        w1 = min(w0 + KW, W + pw)
-        divisor = (h1 - h0) * (w1 - w0)
-        if not count_include_pad:
-            divisor = (min(h1, H) - max(h0, 0)) * (min(w1, W) - max(w0, 0))
+        avg_window(ow, KW, sw, pw, W, &w0, &w1)
+        divisor = avg_divisor(h0, h1, w0, w1, H, W, count_include_pad)
         dst = y + ow * C
         for c in range(C):
             dst[c] = 0

@@ -14,6 +14,9 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from libc.string cimport memset
 
+from checks cimport check_geometry, check_min, check_size
+from pool_window cimport avg_divisor, avg_window, taps_inside
+
 cdef enum:
     CHANNELS = 64   # channels per max-pool work item
 
@@ -26,32 +29,24 @@ cdef inline void max_pool_backward_item(
     """Channels c0:c0+nc of one image: ``x``, ``g``, ``dx`` point at the image (dx already zero)."""
     cdef floating best[CHANNELS]
     cdef Py_ssize_t where[CHANNELS]
-    cdef Py_ssize_t oh, ow, kh, kw, ih, iw, ih0, iw0, c, tap
+    cdef Py_ssize_t oh, ow, kh, kw, kh0, kh1, kw0, kw1, ih, iw, c, tap
     cdef const floating* src
     cdef const floating* go
     cdef floating v
     cdef bint take
     for oh in range(Hout):
-        ih0 = oh * sh - ph
-        while ih0 < 0:
-            ih0 += dh
+        taps_inside(oh * sh - ph, dh, KH, H, &kh0, &kh1)
         for ow in range(Wout):
-            iw0 = ow * sw - pw
-            while iw0 < 0:
-                iw0 += dw
-            if ih0 >= H or iw0 >= W:
+            taps_inside(ow * sw - pw, dw, KW, W, &kw0, &kw1)
+            if kh0 >= kh1 or kw0 >= kw1:
                 continue                      # no tap inside the image (cannot happen with PyTorch's rules)
             for c in range(nc):
                 best[c] = -INFINITY
-                where[c] = ih0 * W + iw0
-            for kh in range(KH):
+                where[c] = (oh * sh - ph + kh0 * dh) * W + ow * sw - pw + kw0 * dw
+            for kh in range(kh0, kh1):
                 ih = oh * sh - ph + kh * dh
-                if <size_t>ih >= <size_t>H:
-                    continue
-                for kw in range(KW):
+                for kw in range(kw0, kw1):
                     iw = ow * sw - pw + kw * dw
-                    if <size_t>iw >= <size_t>W:
-                        continue
                     tap = ih * W + iw
                     src = x + tap * C + c0
                     for c in range(nc):
@@ -64,6 +59,22 @@ cdef inline void max_pool_backward_item(
                 dx[where[c] * C + c0 + c] += go[c]
 
 
+cdef int check_pool_grad(Py_ssize_t gN, Py_ssize_t gC, Py_ssize_t* dx_shape, Py_ssize_t N, Py_ssize_t H,
+                         Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                         Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int num_threads) except -1:
+    """grad_output (N, Hout, Wout, C), grad_x (N, H, W, C), positive window sizes, strides, dilations
+    (any padding is safe: taps outside the image are skipped, outputs are visited within Hout x Wout)."""
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_min(KH, 1, "the window height")
+    check_min(KW, 1, "the window width")
+    check_size(gN, N, "grad_output's batch")
+    check_size(gC, C, "grad_output's channels")
+    if dx_shape[0] != N or dx_shape[1] != H or dx_shape[2] != W or dx_shape[3] != C:
+        raise ValueError(f"expected grad_x to have shape {(N, H, W, C)}, got "
+                         f"{(dx_shape[0], dx_shape[1], dx_shape[2], dx_shape[3])}")
+    return 0
+
+
 def max_pool_backward_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] grad_output,
                            floating[:, :, :, ::1] grad_x, Py_ssize_t KH, Py_ssize_t KW,
                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
@@ -73,6 +84,8 @@ def max_pool_backward_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, 
     cdef Py_ssize_t Hout = grad_output.shape[1], Wout = grad_output.shape[2]
     cdef Py_ssize_t nchunks = (C + CHANNELS - 1) // CHANNELS
     cdef Py_ssize_t item, n, c0
+    check_pool_grad(grad_output.shape[0], grad_output.shape[3], grad_x.shape, N, H, W, C, KH, KW, sh, sw, ph, pw,
+                    dh, dw, num_threads)
     if N * H * W * C == 0:
         return
     cdef const floating* xp = &x[0, 0, 0, 0]
@@ -111,17 +124,12 @@ cdef inline void avg_pool_backward_row(
     cdef floating* dst
     memset(dx, 0, W * C * sizeof(floating))
     for oh in range(first_window(ih, KH, sh, ph), oh_end):
-        h0 = oh * sh - ph
-        h1 = min(h0 + KH, H + ph)
+        avg_window(oh, KH, sh, ph, H, &h0, &h1)
         for iw in range(W):
             dst = dx + iw * C
             for ow in range(first_window(iw, KW, sw, pw), min(Wout, (iw + pw) // sw + 1)):
-                w0 = ow * sw - pw
-                w1 = min(w0 + KW, W + pw)
-                if count_include_pad:
-                    divisor = (h1 - h0) * (w1 - w0)
-                else:
-                    divisor = (min(h1, H) - max(h0, 0)) * (min(w1, W) - max(w0, 0))
+                avg_window(ow, KW, sw, pw, W, &w0, &w1)
+                divisor = avg_divisor(h0, h1, w0, w1, H, W, count_include_pad)
                 inv = 1 / <floating>divisor
                 src = g + (oh * Wout + ow) * C
                 for c in range(C):
@@ -134,6 +142,8 @@ def avg_pool_backward_nhwc(const floating[:, :, :, ::1] grad_output, floating[:,
     """grad_x (N, H, W, C) of avg_pool_nhwc with these arguments; overwritten."""
     cdef Py_ssize_t N = grad_x.shape[0], H = grad_x.shape[1], W = grad_x.shape[2], C = grad_x.shape[3]
     cdef Py_ssize_t Hout = grad_output.shape[1], Wout = grad_output.shape[2], r
+    check_pool_grad(grad_output.shape[0], grad_output.shape[3], grad_x.shape, N, H, W, C, KH, KW, sh, sw, ph, pw,
+                    1, 1, num_threads)
     if N * H * W * C == 0:
         return
     cdef const floating* gp = &grad_output[0, 0, 0, 0]

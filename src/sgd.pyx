@@ -13,6 +13,8 @@ not depend on the thread count.
 from cython cimport floating
 from cython.parallel cimport prange
 
+from checks cimport check_min
+
 cdef enum:
     CHUNK = 16384  # elements per parallel task
 
@@ -42,6 +44,7 @@ def sgd_update(floating[::1] param, const floating[::1] grad, momentum_buffer, d
     cdef floating* bp = NULL
     if grad.shape[0] != n:
         raise ValueError(f"expected grad to have {n} elements, got {grad.shape[0]}")
+    check_min(num_threads, 1, "num_threads")
     if momentum_buffer is not None:
         buf_view = momentum_buffer
         if buf_view.shape[0] != n:

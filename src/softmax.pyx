@@ -11,6 +11,7 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY, log
 
 from activation cimport exp_nonpositive
+from checks cimport check_min, check_size
 
 
 cdef inline floating row_max(const floating* x, Py_ssize_t L) noexcept nogil:
@@ -51,9 +52,32 @@ cdef inline void softmax_row(const floating* x, floating* y, Py_ssize_t L, bint 
             y[i] = y[i] * inv
 
 
+cdef int check_rows(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t R, Py_ssize_t L, str what,
+                    int num_threads) except -1:
+    check_min(num_threads, 1, "num_threads")
+    if rows != R or cols != L:
+        raise ValueError(f"expected {what} to have shape ({R}, {L}), got ({rows}, {cols})")
+    return 0
+
+
+cdef int check_labels(const Py_ssize_t[::1] labels, Py_ssize_t R, Py_ssize_t L, int num_threads) except -1:
+    """One label per row, each a column index (O(R), against the O(R*L) the kernels then do)."""
+    cdef Py_ssize_t r, bad = -1
+    check_min(num_threads, 1, "num_threads")
+    check_size(labels.shape[0], R, "the number of labels (the rows)")
+    for r in range(R):
+        if <size_t>labels[r] >= <size_t>L:
+            bad = r
+            break
+    if bad >= 0:
+        raise ValueError(f"expected labels in [0, {L}), got {labels[bad]} at row {bad}")
+    return 0
+
+
 def softmax_rows(const floating[:, ::1] x, floating[:, ::1] y, bint take_log, int num_threads):
     """y[r] = softmax(x[r]) (or log_softmax with ``take_log``) for each row."""
     cdef Py_ssize_t R = x.shape[0], L = x.shape[1], r
+    check_rows(y.shape[0], y.shape[1], R, L, "y", num_threads)
     if R * L == 0:
         return
     cdef const floating* xp = &x[0, 0]
@@ -87,6 +111,8 @@ def softmax_backward_rows(const floating[:, ::1] grad_output, const floating[:, 
                           floating[:, ::1] grad_x, bint take_log, int num_threads):
     """grad_x of softmax (or log_softmax) per row, from the forward's output ``y``."""
     cdef Py_ssize_t R = y.shape[0], L = y.shape[1], r
+    check_rows(grad_output.shape[0], grad_output.shape[1], R, L, "grad_output", num_threads)
+    check_rows(grad_x.shape[0], grad_x.shape[1], R, L, "grad_x", num_threads)
     if R * L == 0:
         return
     cdef const floating* gp = &grad_output[0, 0]
@@ -102,6 +128,8 @@ def cross_entropy_rows(const floating[:, ::1] logits, const Py_ssize_t[::1] labe
     """losses[r] = logsumexp(logits[r]) - logits[r, labels[r]] (labels already checked in range)."""
     cdef Py_ssize_t R = logits.shape[0], L = logits.shape[1], r
     cdef floating m
+    check_size(losses.shape[0], R, "the length of losses (the rows)")
+    check_labels(labels, R, L, num_threads)
     if R * L == 0:
         return
     cdef const floating* xp = &logits[0, 0]
@@ -116,6 +144,9 @@ def cross_entropy_backward_rows(const floating[:, ::1] logits, const Py_ssize_t[
     """grad_logits[r] = scale[r] * (softmax(logits[r]) - one_hot(labels[r]))."""
     cdef Py_ssize_t R = logits.shape[0], L = logits.shape[1], r, i
     cdef floating s
+    check_size(scale.shape[0], R, "the length of scale (the rows)")
+    check_rows(grad_logits.shape[0], grad_logits.shape[1], R, L, "grad_logits", num_threads)
+    check_labels(labels, R, L, num_threads)
     if R * L == 0:
         return
     cdef const floating* xp = &logits[0, 0]

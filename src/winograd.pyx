@@ -20,6 +20,7 @@ from cython.parallel cimport parallel, prange
 from libc.string cimport memset
 
 from activation cimport activate_span
+from checks cimport check_min, check_size, optional_image, optional_vector
 from omp cimport omp_get_thread_num
 
 import numpy as np
@@ -155,6 +156,13 @@ cdef inline void transform_item(int A, const floating* w, Py_ssize_t C, Py_ssize
     weight_block(A, w + ci * Cout + b * B, C * Cout, min(B, Cout - b * B), u + (b * C + ci) * B, nblk * C * B)
 
 
+cdef int check_tile(int m, int num_threads) except -1:
+    if m != 2 and m != 4:
+        raise ValueError(f"expected m (the output tile) to be 2 or 4, got {m}")
+    check_min(num_threads, 1, "num_threads")
+    return 0
+
+
 def conv2d_nhwc(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] u, bias,
                 floating[:, :, :, ::1] out, int m, Py_ssize_t pt, Py_ssize_t pl,
                 Py_ssize_t tile_block, Py_ssize_t chunk_blocks, int act, double alpha, int num_threads,
@@ -171,13 +179,28 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] u, bias,
     cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], Cout = out.shape[3]
     cdef Py_ssize_t B = LANES_F32 if floating is float else LANES_F64
     cdef Py_ssize_t nblk = u.shape[1], Cp = (C + B - 1) // B * B
-    cdef Py_ssize_t tiles_w = (Wout + m - 1) // m, tiles_img = (Hout + m - 1) // m * tiles_w
-    cdef Py_ssize_t ntiles = N * tiles_img, T = tile_block
-    cdef Py_ssize_t nblocks = (ntiles + T - 1) // T
-    cdef Py_ssize_t nchunks = (nblk + chunk_blocks - 1) // chunk_blocks
-    cdef Py_ssize_t items = nblocks * nchunks, item, tid, wi
-    assert A in (4, 6) and u.shape[0] == A * A and u.shape[2] == C and u.shape[3] == B
-    assert nblk * B >= Cout and T % CK_TILE_PIXELS == 0 and chunk_blocks >= 1
+    cdef Py_ssize_t T = tile_block, tiles_w, tiles_img, ntiles, nblocks, nchunks, items, item, tid, wi
+    check_tile(m, num_threads)
+    check_size(u.shape[0], A * A, "u's positions (A*A)")
+    check_size(u.shape[2], C, "u's input channels")
+    check_size(u.shape[3], B, "u's lanes")
+    check_min(nblk * B, Cout, "u's output channels (blocks * lanes)")
+    check_min(T, CK_TILE_PIXELS, "tile_block")
+    check_size(T % CK_TILE_PIXELS, 0, "tile_block modulo the micro-kernel's rows")
+    check_min(chunk_blocks, 1, "chunk_blocks")
+    check_size(out.shape[0], N, "out's batch")
+    cdef const floating* bp
+    cdef const floating* rp
+    optional_vector(bias, Cout, "bias", &bp)
+    optional_image(residual, N, Hout, Wout, Cout, "residual", &rp)
+    if w is not None and (w.shape != (3, 3, C, Cout)):
+        raise ValueError(f"expected w to have shape {(3, 3, C, Cout)}, got {w.shape}")
+    tiles_w = (Wout + m - 1) // m
+    tiles_img = (Hout + m - 1) // m * tiles_w
+    ntiles = N * tiles_img
+    nblocks = (ntiles + T - 1) // T
+    nchunks = (nblk + chunk_blocks - 1) // chunk_blocks
+    items = nblocks * nchunks
     if ntiles == 0 or Cout == 0:
         return
     cdef int teams = max(1, min(num_threads, items))
@@ -185,18 +208,6 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] u, bias,
     cdef floating[::1] zeros = np.zeros(max(Cp, 1), dtype=dtype)
     cdef floating[:, ::1] vbuf = np.empty((teams, max(A * A * T * Cp, 1)), dtype=dtype)
     cdef floating[:, ::1] mbuf = np.empty((teams, A * A * T * min(chunk_blocks, nblk) * B), dtype=dtype)
-    cdef const floating[::1] bias_view
-    cdef const floating* bp = NULL
-    if bias is not None:
-        bias_view = bias
-        bp = &bias_view[0]
-    cdef const floating[:, :, :, ::1] res_view
-    cdef const floating* rp = NULL
-    if residual is not None:
-        res_view = residual
-        assert res_view.shape[0] == out.shape[0] and res_view.shape[1] == Hout
-        assert res_view.shape[2] == Wout and res_view.shape[3] == Cout
-        rp = &res_view[0, 0, 0, 0]
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
     cdef floating* up = &u[0, 0, 0, 0] if C > 0 else &zeros[0]    # no input channels: bias only
     cdef const floating[:, :, :, ::1] w_view
@@ -204,8 +215,6 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] u, bias,
     cdef Py_ssize_t transform_items = 0
     if w is not None and C > 0:
         w_view = w
-        assert w_view.shape[0] == 3 and w_view.shape[1] == 3 and w_view.shape[2] == C
-        assert w_view.shape[3] == Cout
         wp = &w_view[0, 0, 0, 0]
         transform_items = C * nblk
     with nogil, parallel(num_threads=teams):
@@ -225,7 +234,9 @@ def transform_weights(const floating[:, :, :, ::1] w, int m, int num_threads):
     cdef Py_ssize_t C = w.shape[2], Cout = w.shape[3]
     cdef Py_ssize_t B = LANES_F32 if floating is float else LANES_F64
     cdef Py_ssize_t nblk = (Cout + B - 1) // B, item
-    assert w.shape[0] == 3 and w.shape[1] == 3 and A in (4, 6)
+    check_tile(m, num_threads)
+    check_size(w.shape[0], 3, "the kernel height")
+    check_size(w.shape[1], 3, "the kernel width")
     u = np.empty((A * A, nblk, C, B), dtype=np.float32 if floating is float else np.float64)
     if u.size == 0:
         return u

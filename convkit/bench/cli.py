@@ -16,7 +16,7 @@ from .peers import torch_module
 def add_arguments(parser, sections):
     parser.add_argument("--quick", action="store_true", help="fewer shapes, rounds and repeats (a minute or two)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads for convkit, its BLAS and the peers (default: convkit.get_num_threads())")
+                        help="threads for convkit, NumPy's BLAS and the peers (default: convkit.get_num_threads())")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--layout", choices=["NHWC", "NCHW"], default="NHWC")
     parser.add_argument("--only", nargs="+", metavar="SECTION", choices=list(sections),
@@ -36,7 +36,8 @@ def make_parser():
 
 @contextlib.contextmanager
 def thread_limits(threads):
-    """Give convkit, the BLAS behind its GEMMs and PyTorch the same thread count."""
+    """Give convkit, NumPy's BLAS (the GEMM ceiling and NumPy peers; convkit's own GEMM uses convkit's
+    threads) and PyTorch the same thread count."""
     convkit.set_num_threads(threads)
     torch = torch_module()
     if torch is not None:

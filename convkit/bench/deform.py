@@ -8,9 +8,10 @@ corner reads and four multiply-adds per sampled value, N*Hout*Wout*KH*KW*Cin val
 Peers: ``torchvision`` (NCHW, its CPU kernel) when importable, and ``conv2d``, convkit's own regular
 convolution of the same shape with ``algo="auto"``: "Nx vs conv2d" is what deforming costs on top of it.
 
-``auto`` is timed right after ``direct`` and before ``im2col``: a call that follows a BLAS GEMM runs while
-OpenBLAS's threads still spin-wait, which slowed the OpenMP kernels behind it by up to 1.8x in the
-interleaved rounds on the 2-core machine.
+``auto`` is timed right after ``direct`` and before ``im2col``: when im2col multiplied with NumPy's BLAS,
+a call that followed it ran while OpenBLAS's threads still spin-waited, which slowed the OpenMP kernels
+behind it by up to 1.8x in the interleaved rounds on the 2-core machine (im2col now runs on convkit's own
+GEMM and OpenMP team; the order is kept).
 """
 import numpy as np
 
