@@ -1,4 +1,4 @@
-"""Mutation check: flip one sign in each forward kernel and confirm that the tests catch it.
+"""Mutation check: flip one sign in each kernel (forward, GEMM, gradients, SGD) and confirm that the tests catch it.
 
     python scripts/mutation_check.py [--only NAME ...] [--scratch DIR]
 
@@ -54,6 +54,22 @@ MUTANTS = {
     "pooling": ("src/pooling.pyx", "dst[c] += src[c]", "dst[c] -= src[c]", "pooling", "tests/test_pooling.py"),
     "max_pool": ("src/pooling.pyx", "iw = ow * sw - pw + kw * dw", "iw = ow * sw + pw + kw * dw", "pooling",
                  "tests/test_pooling.py"),
+    "gemm_tile": ("src/microkernel.h", "c[r][0] += v * b0", "c[r][0] -= v * b0", "gemm", "tests/test_matmul.py"),
+    "gemm_epilogue": ("src/gemm.pxd", "row[j] += bias[j]", "row[j] -= bias[j]", "gemm", "tests/test_linear.py"),
+    "conv_grad": ("src/conv_grad.pyx", "iw = ow * sw - pl + kw * dw", "iw = ow * sw + pl + kw * dw", "conv_grad",
+                  "tests/test_grad_numeric.py"),
+    "deform_grad": ("src/deform_grad.pyx", "dots[1] += l01[j]", "dots[1] -= l01[j]", "deform_grad",
+                    "tests/test_grad_numeric.py"),
+    "pooling_grad": ("src/pooling_grad.pyx", "dst[c] += src[c] * inv", "dst[c] -= src[c] * inv", "pooling_grad",
+                     "tests/test_grad_numeric.py"),
+    "max_pool_grad": ("src/pooling_grad.pyx", "+= go[c]", "-= go[c]", "pooling_grad", "tests/test_grad_numeric.py"),
+    "batchnorm_grad": ("src/batchnorm_grad.pyx", "(x[r * C + c] - mean[c])", "(x[r * C + c] + mean[c])",
+                       "batchnorm_grad", "tests/test_grad_numeric.py"),
+    "activation_grad": ("src/elementwise_grad.pyx", "(one - s * s)", "(one + s * s)", "elementwise_grad",
+                        "tests/test_grad_numeric.py"),
+    "softmax_grad": ("src/softmax.pyx", "y[i] * (g[i] - s)", "y[i] * (g[i] + s)", "softmax",
+                     "tests/test_grad_numeric.py"),
+    "sgd": ("src/sgd.pyx", "p[i] = p[i] - lr * d", "p[i] = p[i] + lr * d", "sgd", "tests/test_optim.py"),
 }
 
 

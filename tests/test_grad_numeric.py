@@ -141,6 +141,8 @@ def test_unit_gradients_match_finite_differences(rng):
     gl = rng.standard_normal(logits.shape)
     directional_check(lambda a: float((convkit.log_softmax(a) * gl).sum()),
                       [grad.log_softmax(gl, y)], [logits], rng)
+    directional_check(lambda a: float((convkit.softmax(a) * gl).sum()),
+                      [grad.softmax(gl, convkit.softmax(logits))], [logits], rng)
 
 
 @pytest.mark.parametrize("masked", [False, True])
