@@ -3,7 +3,7 @@ import numpy as np
 
 from .._kernels import conv_grad as _cg
 from .._kernels import deform_grad as _dg
-from .._layout import from_nhwc, layout_shape
+from .._layout import from_nhwc, layout_shape, to_nhwc
 from .._conv_args import conv_prologue
 from ..deform import direct_chunk, offsets_and_mask
 from ._checks import as_grad_output
@@ -31,7 +31,7 @@ def deform_conv2d(grad_output, x, offset, weight, mask=None, stride=1, padding=0
     n, h, wid, c = xh.shape
     kh, kw, cin_g, cout = w.shape
     go = as_grad_output(grad_output, layout_shape(n, hout, wout, cout, layout), xh.dtype)
-    go = go if layout == "NHWC" else np.ascontiguousarray(go.transpose(0, 2, 3, 1))
+    go = to_nhwc(go, layout)
     cpg = max(c // g_off, 1)
     gx = np.empty_like(xh)
     goff = np.empty_like(off)
