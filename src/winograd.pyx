@@ -21,14 +21,13 @@ from libc.string cimport memset
 
 from activation cimport activate_span
 from checks cimport check_min, check_size, optional_image, optional_vector
+from microkernel cimport micro_tile
 from omp cimport omp_get_thread_num
 
 import numpy as np
 
 cdef extern from "microkernel.h" nogil:
     enum: CK_TILE_PIXELS   # rows (tiles) of the register tile
-    void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
-    void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
 
 cdef extern from "winograd_tile.h" nogil:
     enum: CK_WINO_MAX_A
@@ -75,14 +74,6 @@ cdef inline void weight_block(int A, const floating* w, Py_ssize_t tap_stride, P
         ck_wino_weight_f32(A, w, tap_stride, n, u, pos_stride)
     else:
         ck_wino_weight_f64(A, w, tap_stride, n, u, pos_stride)
-
-
-cdef inline void micro_tile(const floating* const* xp, const floating* w, Py_ssize_t cin,
-                            floating* acc) noexcept nogil:
-    if floating is float:
-        ck_tile_f32(xp, w, cin, acc)
-    else:
-        ck_tile_f64(xp, w, cin, acc)
 
 
 cdef inline void wino_item(
