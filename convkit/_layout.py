@@ -49,6 +49,11 @@ def hwio_to_oihw(weight):
     return weight.transpose(_HWIO_TO_OIHW)
 
 
+def conv_weight_from_hwio(weight, layout):
+    """A ``(KH, KW, I, O)`` weight in ``layout``'s convention, C-contiguous (``weight`` itself for NHWC)."""
+    return weight if layout == "NHWC" else np.ascontiguousarray(hwio_to_oihw(weight))
+
+
 def conv_weight_to_hwio(weight, layout):
     """A convolution weight in ``layout``'s convention as ``(KH, KW, I, O)`` (``weight`` itself for NHWC)."""
     return weight if layout == "NHWC" else oihw_to_hwio(weight)

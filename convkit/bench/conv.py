@@ -7,6 +7,8 @@ from convkit.grouped import direct_workspace_bytes
 from convkit.winograd import workspace_bytes as winograd_workspace_bytes
 from convkit._validation import conv_geometry
 
+from convkit._layout import conv_weight_from_hwio, from_nhwc
+
 from .core import Candidate, Case
 from .peers import numpy_conv2d_nhwc, torch_call, torch_conv_weight, torch_module, to_torch
 
@@ -42,10 +44,7 @@ def layer_case(name, n, h, w, cin, cout, k, stride, padding, dilation, groups, s
         rng = config.rng()
         x_nhwc = rng.standard_normal((n, h, w, cin)).astype(config.dtype)
         w_hwio = (rng.standard_normal((k, k, cin // groups, cout)) / np.sqrt(k * k * cin)).astype(config.dtype)
-        if config.layout == "NHWC":
-            x, wt = x_nhwc, w_hwio
-        else:
-            x, wt = x_nhwc.transpose(0, 3, 1, 2).copy(), w_hwio.transpose(3, 2, 0, 1).copy()
+        x, wt = from_nhwc(x_nhwc, config.layout), conv_weight_from_hwio(w_hwio, config.layout)
         itemsize = np.dtype(config.dtype).itemsize
         auto = choose_algorithm((k, k), (sh, sw), pads, groups, (hout, wout), in_channels=cin,
                                 out_channels=cout, batch=n, num_threads=config.threads)

@@ -16,6 +16,7 @@ GEMM and OpenMP team; the order is kept).
 import numpy as np
 
 import convkit
+from convkit._layout import conv_weight_from_hwio, from_nhwc
 from convkit.deform import choose_algorithm, workspace_bytes
 
 from .core import Candidate, Case
@@ -46,7 +47,7 @@ def deform_case(n, h, w, cin, cout, k, masked):
         wt = (rng.standard_normal((k, k, cin, cout)) / np.sqrt(k * k * cin)).astype(config.dtype)
         offset = (2 * rng.standard_normal((n, h, w, 2 * k * k))).astype(config.dtype)
         mask = rng.uniform(0, 1, (n, h, w, k * k)).astype(config.dtype) if masked else None
-        in_nchw = (_nchw(x), _nchw(offset), np.ascontiguousarray(wt.transpose(3, 2, 0, 1)), _nchw(mask))
+        in_nchw = (_nchw(x), _nchw(offset), conv_weight_from_hwio(wt, "NCHW"), _nchw(mask))
         ours = (x, offset, wt, mask) if config.layout == "NHWC" else in_nchw
         itemsize = np.dtype(config.dtype).itemsize
         auto = choose_algorithm((k, k), cin, cout, itemsize)
@@ -71,7 +72,7 @@ def deform_case(n, h, w, cin, cout, k, masked):
 
 
 def _nchw(a):
-    return None if a is None else np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+    return None if a is None else from_nhwc(a, "NCHW")
 
 
 def _deform_call(args, k, layout, algo):

@@ -13,6 +13,7 @@ deform_conv2d's backward beside torchvision's.
 import numpy as np
 
 from convkit import grad
+from convkit._layout import conv_weight_from_hwio
 
 from .core import Candidate, Case
 from .deform import _nchw, torchvision_module
@@ -38,7 +39,7 @@ def conv_case(n, h, w, c, cout, k, part):
         wt = (rng.standard_normal((k, k, c, cout)) / np.sqrt(k * k * c)).astype(config.dtype)
         go = rng.standard_normal((n, h, w, cout)).astype(config.dtype)
         if config.layout == "NCHW":
-            x, go, wt = _nchw(x), _nchw(go), np.ascontiguousarray(wt.transpose(3, 2, 0, 1))
+            x, go, wt = _nchw(x), _nchw(go), conv_weight_from_hwio(wt, "NCHW")
         kwargs = dict(padding=k // 2, layout=config.layout)
         calls = {"input": lambda: grad.conv2d_input(x.shape, wt, go, **kwargs),
                  "weight": lambda: grad.conv2d_weight(x, wt.shape, go, **kwargs)}
@@ -50,7 +51,7 @@ def conv_case(n, h, w, c, cout, k, part):
         if torch is not None:
             cl = torch.channels_last
             nchw = (lambda a: a) if config.layout == "NCHW" else _nchw
-            w_oihw = wt if config.layout == "NCHW" else np.ascontiguousarray(wt.transpose(3, 2, 0, 1))
+            w_oihw = wt if config.layout == "NCHW" else conv_weight_from_hwio(wt, "NCHW")
             xt, got = (torch.from_numpy(nchw(a)).contiguous(memory_format=cl) for a in (x, go))
             wtt = torch.from_numpy(w_oihw).contiguous(memory_format=cl)
             mask = [part != "weight", part != "input", False]
@@ -72,7 +73,7 @@ def deform_case(n, h, w, c, cout, k, masked):
         offset = (2 * rng.standard_normal((n, h, w, 2 * k * k))).astype(config.dtype)
         mask = rng.uniform(0, 1, (n, h, w, k * k)).astype(config.dtype) if masked else None
         go = rng.standard_normal((n, h, w, cout)).astype(config.dtype)
-        in_nchw = (_nchw(go), _nchw(x), _nchw(offset), np.ascontiguousarray(wt.transpose(3, 2, 0, 1)),
+        in_nchw = (_nchw(go), _nchw(x), _nchw(offset), conv_weight_from_hwio(wt, "NCHW"),
                    _nchw(mask))
         ours = (go, x, offset, wt, mask) if config.layout == "NHWC" else in_nchw
         cands = [Candidate("convkit", lambda: grad.deform_conv2d(*ours, 1, k // 2, layout=config.layout))]

@@ -1,6 +1,8 @@
 """The peers convkit is measured against, each optional: PyTorch (oneDNN, channels_last) and plain NumPy."""
 import numpy as np
 
+from convkit._layout import conv_weight_from_hwio
+
 
 def torch_module():
     """PyTorch if importable, else None (it is never a dependency of convkit)."""
@@ -23,7 +25,7 @@ def to_torch(array, layout, channels_last=True):
 def torch_conv_weight(w_hwio):
     """HWIO -> PyTorch's (Cout, Cin/groups, KH, KW), channels_last like the activations."""
     torch = torch_module()
-    return torch.from_numpy(np.ascontiguousarray(w_hwio.transpose(3, 2, 0, 1))).contiguous(
+    return torch.from_numpy(conv_weight_from_hwio(w_hwio, "NCHW")).contiguous(
         memory_format=torch.channels_last)
 
 

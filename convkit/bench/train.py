@@ -8,6 +8,7 @@ MACs three times (forward, input gradients, weight gradients), the usual estimat
 import numpy as np
 
 from convkit import grad
+from convkit._layout import from_nhwc
 from convkit.models import mobilenet_v2, resnet18
 from convkit.models.torch_reference import torch_mobilenet_v2, torch_resnet18
 from convkit.optim import SGD
@@ -55,7 +56,7 @@ def step_case(name, batch, macs_per_image):
         rng = config.rng()
         model = build(config.layout, dtype=config.dtype, rng=rng)
         x_nhwc = rng.standard_normal((batch, SIZE, SIZE, 3)).astype(config.dtype)
-        x = x_nhwc if config.layout == "NHWC" else np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))
+        x = from_nhwc(x_nhwc, config.layout)
         labels = rng.integers(0, CLASSES, batch)
         cands = [Candidate("convkit", convkit_step(model, x, labels))]
         torch = torch_module()

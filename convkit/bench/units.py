@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 
 import convkit
+from convkit._layout import from_nhwc
 
 from .core import Candidate, Case
 from .peers import to_torch, torch_call, torch_module
@@ -67,7 +68,7 @@ def _unit_case(name, ours, theirs, out_ratio, itemsize):
     def make(config):
         rng = config.rng()
         x_nhwc = rng.standard_normal((N, H, W, C)).astype(config.dtype)
-        x = x_nhwc if config.layout == "NHWC" else np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))
+        x = from_nhwc(x_nhwc, config.layout)
         bn = (rng.standard_normal(C).astype(config.dtype), (rng.random(C) + 0.5).astype(config.dtype),
               rng.standard_normal(C).astype(config.dtype), rng.standard_normal(C).astype(config.dtype))
         inputs = Inputs(x, config.layout, bn)

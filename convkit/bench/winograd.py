@@ -10,6 +10,8 @@ import numpy as np
 import convkit
 from convkit import winograd
 
+from convkit._layout import conv_weight_from_hwio, from_nhwc
+
 from .core import Candidate, Case
 from .peers import torch_call, torch_conv_weight, torch_module, to_torch
 
@@ -32,10 +34,7 @@ def winograd_case(name, n, size, c):
         rng = config.rng()
         x_nhwc = rng.standard_normal((n, size, size, c)).astype(config.dtype)
         w_hwio = (rng.standard_normal((3, 3, c, c)) * np.sqrt(2 / (9 * c))).astype(config.dtype)
-        if config.layout == "NHWC":
-            x, wt = x_nhwc, w_hwio
-        else:
-            x, wt = x_nhwc.transpose(0, 3, 1, 2).copy(), w_hwio.transpose(3, 2, 0, 1).copy()
+        x, wt = from_nhwc(x_nhwc, config.layout), conv_weight_from_hwio(w_hwio, config.layout)
         kept = winograd.WinogradWeight(w_hwio)
         workspace = winograd.workspace_bytes(n, (size, size), c, c, np.dtype(config.dtype).itemsize,
                                              config.threads)
