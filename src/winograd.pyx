@@ -37,10 +37,11 @@ cdef extern from "winograd_tile.h" nogil:
     void ck_wino_input_f64(int A, const double* const* d, Py_ssize_t nc, double* v, Py_ssize_t pos_stride)
     void ck_wino_output_f32(int A, const float* mm, Py_ssize_t pos_stride, float* o)
     void ck_wino_output_f64(int A, const double* mm, Py_ssize_t pos_stride, double* o)
-    void ck_wino_weight_f32(int A, const float* w, Py_ssize_t tap_stride, Py_ssize_t n, float* u,
-                            Py_ssize_t pos_stride)
-    void ck_wino_weight_f64(int A, const double* w, Py_ssize_t tap_stride, Py_ssize_t n, double* u,
-                            Py_ssize_t pos_stride)
+    enum: CK_WINO_WEIGHT_RUN
+    void ck_wino_weights_f32(int A, const float* w, Py_ssize_t tap_stride, Py_ssize_t ci_stride, int nci,
+                             Py_ssize_t n, float* u, Py_ssize_t pos_stride)
+    void ck_wino_weights_f64(int A, const double* w, Py_ssize_t tap_stride, Py_ssize_t ci_stride, int nci,
+                             Py_ssize_t n, double* u, Py_ssize_t pos_stride)
 
 
 def lanes(dtype):
@@ -68,12 +69,12 @@ cdef inline void output_tile(int A, const floating* mm, Py_ssize_t pos_stride, f
         ck_wino_output_f64(A, mm, pos_stride, o)
 
 
-cdef inline void weight_block(int A, const floating* w, Py_ssize_t tap_stride, Py_ssize_t n, floating* u,
-                              Py_ssize_t pos_stride) noexcept nogil:
+cdef inline void weight_run(int A, const floating* w, Py_ssize_t tap_stride, Py_ssize_t ci_stride, int nci,
+                            Py_ssize_t n, floating* u, Py_ssize_t pos_stride) noexcept nogil:
     if floating is float:
-        ck_wino_weight_f32(A, w, tap_stride, n, u, pos_stride)
+        ck_wino_weights_f32(A, w, tap_stride, ci_stride, nci, n, u, pos_stride)
     else:
-        ck_wino_weight_f64(A, w, tap_stride, n, u, pos_stride)
+        ck_wino_weights_f64(A, w, tap_stride, ci_stride, nci, n, u, pos_stride)
 
 
 cdef inline void wino_item(
@@ -139,12 +140,20 @@ cdef inline void wino_item(
                     activate_span(op, bias + co0 if bias != NULL else NULL, y + off, nco, act, alpha)
 
 
+cdef inline Py_ssize_t transform_items(Py_ssize_t C, Py_ssize_t nblk) noexcept nogil:
+    """Work items of the weight transform: output-channel blocks x runs of CK_WINO_WEIGHT_RUN input channels."""
+    return nblk * ((C + CK_WINO_WEIGHT_RUN - 1) // CK_WINO_WEIGHT_RUN)
+
+
 cdef inline void transform_item(int A, const floating* w, Py_ssize_t C, Py_ssize_t Cout, Py_ssize_t nblk,
                                 floating* u, Py_ssize_t item) noexcept nogil:
-    """U for input channel item // nblk and output-channel block item % nblk (layout of transform_weights)."""
+    """U (layout of transform_weights) for output-channel block item // runs and the item % runs'th run
+    of CK_WINO_WEIGHT_RUN input channels, runs = ceil(C / CK_WINO_WEIGHT_RUN)."""
     cdef Py_ssize_t B = LANES_F32 if floating is float else LANES_F64
-    cdef Py_ssize_t ci = item // nblk, b = item % nblk
-    weight_block(A, w + ci * Cout + b * B, C * Cout, min(B, Cout - b * B), u + (b * C + ci) * B, nblk * C * B)
+    cdef Py_ssize_t runs = (C + CK_WINO_WEIGHT_RUN - 1) // CK_WINO_WEIGHT_RUN
+    cdef Py_ssize_t b = item // runs, ci = item % runs * CK_WINO_WEIGHT_RUN
+    weight_run(A, w + ci * Cout + b * B, C * Cout, Cout, <int>min(CK_WINO_WEIGHT_RUN, C - ci),
+               min(B, Cout - b * B), u + (b * C + ci) * B, nblk * C * B)
 
 
 cdef int check_tile(int m, int num_threads) except -1:
@@ -203,13 +212,13 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] u, bias,
     cdef floating* up = &u[0, 0, 0, 0] if C > 0 else &zeros[0]    # no input channels: bias only
     cdef const floating[:, :, :, ::1] w_view
     cdef const floating* wp = NULL
-    cdef Py_ssize_t transform_items = 0
+    cdef Py_ssize_t fresh_items = 0
     if w is not None and C > 0:
         w_view = w
         wp = &w_view[0, 0, 0, 0]
-        transform_items = C * nblk
+        fresh_items = transform_items(C, nblk)
     with nogil, parallel(num_threads=teams):
-        for wi in prange(transform_items, schedule="static"):
+        for wi in prange(fresh_items, schedule="static"):
             transform_item(A, wp, C, Cout, nblk, up, wi)
         for item in prange(items, schedule="static"):
             tid = omp_get_thread_num()
@@ -233,6 +242,6 @@ def transform_weights(const floating[:, :, :, ::1] w, int m, int num_threads):
         return u
     cdef floating[:, :, :, ::1] uv = u
     with nogil:
-        for item in prange(C * nblk, num_threads=num_threads, schedule="static"):
+        for item in prange(transform_items(C, nblk), num_threads=num_threads, schedule="static"):
             transform_item(A, &w[0, 0, 0, 0], C, Cout, nblk, &uv[0, 0, 0, 0], item)
     return u
