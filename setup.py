@@ -138,10 +138,15 @@ directives = {
     isa = {_target_isa(compile_args)!r}
 """))
 
+# setuptools compiles an extension only when a source or one of these is newer than the built library: the
+# headers and .pxd files included or cimported by every kernel, so that changing one alone rebuilds them.
+SHARED_DEPENDS = [str(path.relative_to(HERE)) for path in sorted(SRC.glob("*.h")) + sorted(SRC.glob("*.pxd"))]
+
 extensions = [
     Extension(
         f"convkit._kernels.{pyx.stem}",
         [str(pyx.relative_to(HERE))],
+        depends=SHARED_DEPENDS,
         include_dirs=[np.get_include(), str(SRC)],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
