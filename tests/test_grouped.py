@@ -14,6 +14,7 @@ DTYPES = [np.float32, np.float64]
 # (N, H, W, Cin, Cout, groups, (KH, KW), stride, padding, dilation)
 CASES = [
     (1, 7, 9, 128, 128, 32, (3, 3), 1, 1, 1),       # ResNeXt: 4 in / 4 out per group, 4 group blocks
+    (1, 3, 29, 64, 64, 16, (3, 3), 1, 1, 1),        # 29 columns: several whole pixel tiles and a partial one
     (2, 6, 5, 8, 8, 2, (3, 3), 1, 1, 1),            # 2 groups: one partly filled group block
     (1, 8, 7, 20, 30, 10, (3, 2), 2, (0, 1), 2),    # 10 groups (a ragged block), 2 in / 3 out
     (3, 5, 6, 27, 9, 9, (2, 3), (1, 2), 1, (2, 1)), # 3 in / 1 out per group, mixed stride/dilation
