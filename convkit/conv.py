@@ -1,6 +1,7 @@
 """conv2d: direct and im2col + GEMM, over NHWC or NCHW, with groups, dilation and asymmetric padding."""
 import numpy as np
 
+from ._alloc import empty as aligned_empty
 from ._kernels import conv_direct as _direct
 from ._kernels import elementwise as _epilogue
 from ._kernels import gemm as _gemm
@@ -69,7 +70,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, l
     if out is not None:
         check_out(out, out_shape, xh.dtype, (x, weight, bias, residual))
     res = None if residual is None else to_nhwc(residual, layout)
-    y = out if (out is not None and layout == "NHWC") else np.empty((n, hout, wout, cout), xh.dtype)
+    y = out if (out is not None and layout == "NHWC") else aligned_empty((n, hout, wout, cout), xh.dtype)
     if y.size == 0:
         return from_nhwc(y, layout) if out is None else out
     if algo == "auto":

@@ -13,6 +13,7 @@ import itertools
 
 import numpy as np
 
+from ._alloc import empty as aligned_empty
 from ._kernels import conv_transpose as _direct
 from ._kernels import gemm as _gemm
 from ._kernels import im2col as _im2col
@@ -63,7 +64,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     if algo == "auto":
         algo = choose_algorithm(cout_g, xh.dtype)
 
-    y = np.empty((n, hout, wout, cout), xh.dtype)
+    y = aligned_empty((n, hout, wout, cout), xh.dtype)
     if y.size == 0:
         return from_nhwc(y, layout)
     if algo == "direct":

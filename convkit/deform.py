@@ -1,6 +1,7 @@
 """Deformable convolution (DCNv1 and modulated DCNv2) and bilinear sampling, torchvision's semantics."""
 import numpy as np
 
+from ._alloc import empty as aligned_empty
 from ._kernels import conv_direct as _direct
 from ._kernels import deform as _deform
 from ._kernels import deform_direct as _deform_direct
@@ -63,7 +64,7 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
     if algo == "auto":
         algo = choose_algorithm((kh, kw), cin_g, cout // groups, xh.itemsize)
 
-    y = np.empty((n, hout, wout, cout), xh.dtype)
+    y = aligned_empty((n, hout, wout, cout), xh.dtype)
     if y.size == 0:
         return from_nhwc(y, layout)
     cpg = max(c // g_off, 1)

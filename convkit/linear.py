@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from ._alloc import empty as aligned_empty
 from ._kernels import gemm as _gemm
 from ._threads import resolve_num_threads
 from ._validation import as_bias, as_float_array, check_ndim
@@ -30,7 +31,7 @@ def linear(x, weight, bias=None, *, activation=None, num_threads=None):
     code, alpha = resolve_activation(activation)
     nt = resolve_num_threads(num_threads)
     rows = math.prod(x.shape[:-1])    # (reshape(-1, ...) fails on size 0)
-    y = np.empty((rows, out_features), x.dtype)
+    y = aligned_empty((rows, out_features), x.dtype)
     _gemm.gemm_into(x.reshape(rows, in_features), weight.T, y, False, bias, None, code, alpha, nt)
     return y.reshape(x.shape[:-1] + (out_features,))
 

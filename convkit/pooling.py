@@ -5,6 +5,7 @@ the result back, as for conv2d.  ``global_avg_pool2d`` reads either layout direc
 """
 import numpy as np
 
+from ._alloc import empty as aligned_empty
 from ._kernels import pooling as _pool
 from ._kernels import reductions as _red
 from ._layout import from_nhwc, layout_shape, to_nhwc
@@ -35,7 +36,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     """
     x, nhwc, geometry = _prepare(x, kernel_size, stride, padding, dilation, ceil_mode, layout)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (hout, wout) = geometry
-    y = np.empty((nhwc.shape[0], hout, wout, nhwc.shape[3]), x.dtype)
+    y = aligned_empty((nhwc.shape[0], hout, wout, nhwc.shape[3]), x.dtype)
     _pool.max_pool_nhwc(nhwc, y, kh, kw, sh, sw, ph, pw, dh, dw, resolve_num_threads(num_threads))
     return from_nhwc(y, layout)
 
@@ -50,7 +51,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     """
     x, nhwc, geometry = _prepare(x, kernel_size, stride, padding, 1, ceil_mode, layout)
     (kh, kw), (sh, sw), (ph, pw), _, (hout, wout) = geometry
-    y = np.empty((nhwc.shape[0], hout, wout, nhwc.shape[3]), x.dtype)
+    y = aligned_empty((nhwc.shape[0], hout, wout, nhwc.shape[3]), x.dtype)
     _pool.avg_pool_nhwc(nhwc, y, kh, kw, sh, sw, ph, pw, bool(count_include_pad),
                         resolve_num_threads(num_threads))
     return from_nhwc(y, layout)

@@ -10,6 +10,7 @@ The weights are transformed once per call (float64 arithmetic, cast to the dtype
 """
 import numpy as np
 
+from ._alloc import empty as aligned_empty
 from ._kernels import winograd as _wino
 from ._threads import get_num_threads, resolve_num_threads
 from ._validation import as_bias, as_float_array, check_ndim, conv_geometry
@@ -175,7 +176,7 @@ def conv2d_transformed(x, weight, bias=None, padding=0, *, activation=None, num_
         raise ValueError(f"expected x to have {w.shape[2]} channels like the weights, got {c}")
     bias = as_bias(bias, w.shape[3], x.dtype)
     _, _, pads, (hout, wout) = conv_geometry((h, wid), (3, 3), 1, padding, 1)
-    y = np.empty((n, hout, wout, w.shape[3]), x.dtype)
+    y = aligned_empty((n, hout, wout, w.shape[3]), x.dtype)
     conv2d_winograd(x, weight, bias, resolve_activation(activation), pads, y,
                     resolve_num_threads(num_threads))
     return y
