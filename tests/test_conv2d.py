@@ -32,6 +32,9 @@ CASES = [
     (1, 5, 5, 3, 4, (3, 3), 1, "same", 1, 1),
     (1, 6, 7, 3, 4, (4, 3), 2, "same", 1, 1),         # SAME with stride 2: asymmetric padding
     (1, 6, 7, 3, 4, (3, 3), 1, "valid", 2, 1),
+    (2, 4, 3, 2, 20, (3, 5), 1, (1, 2), 1, 1),        # every window row crosses both sides
+    (1, 6, 9, 16, 8, (3, 4), 1, (1, 2), 1, 1),        # window rows of 64 values: padded copies at the edges
+    (1, 6, 9, 13, 8, (3, 5), 1, 2, 1, 1),             # 65 values: tap by tap at the edges
 ]
 
 
