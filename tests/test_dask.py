@@ -106,18 +106,22 @@ CONV_CASES = [
 ]
 
 
+def conv_case(rng, shape, kernel, stride, padding, dilation, groups, layout):
+    """``(x, weight, (bias, stride, padding, dilation, groups))`` of a CONV_CASES row, 2 outputs per group."""
+    c, cout = shape[3], 2 * groups
+    x = random(rng, to_layout(shape, layout))
+    weight = random(rng, (*kernel, c // groups, cout) if layout == "NHWC" else (cout, c // groups, *kernel))
+    return x, weight, (random(rng, cout), stride, padding, dilation, groups)
+
+
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
 def test_conv2d_equals_in_memory_bit_for_bit(client, layout):
     rng = np.random.default_rng(0)
     results, expected = [], []
-    for shape, kernel, stride, padding, dilation, groups, (ch, cw) in CONV_CASES:
-        c = shape[3]
-        x = random(rng, to_layout(shape, layout))
-        cout = 2 * groups
-        weight = random(rng, (*kernel, c // groups, cout) if layout == "NHWC" else (cout, c // groups, *kernel))
-        args = (random(rng, cout), stride, padding, dilation, groups)
+    for shape, *geometry, (ch, cw) in CONV_CASES:
+        x, weight, args = conv_case(rng, shape, *geometry, layout)
         expected.append(convkit.conv2d(x, weight, *args, layout=layout, algo="direct", activation="relu6"))
-        results.append(ckd.conv2d(chunked(x, spatial_chunks(layout, 1, ch, cw, c)), weight, *args,
+        results.append(ckd.conv2d(chunked(x, spatial_chunks(layout, 1, ch, cw, shape[3])), weight, *args,
                                   layout=layout, algo="direct", activation="relu6"))
         assert results[-1].shape == expected[-1].shape
     for case, y, e in zip(CONV_CASES, run(client, *results), expected):
@@ -257,6 +261,42 @@ def test_weights_are_one_graph_key_not_copied_into_each_task(client):
     assert len(conv_keys) == 16 and len(weight_keys) == 1
     np.testing.assert_allclose(run(client, y)[0], convkit.conv2d(x.compute(), weight, None, 1, 1), rtol=1e-5,
                                atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_conv2d_zarr_equals_in_memory_bit_for_bit(client, tmp_path, layout):
+    """Zarr to Zarr in fused tasks: every case of CONV_CASES, source chunked along the batch and rows,
+    runs of 1 and 2 output chunks per task; the target is a plain Zarr array chunked like the source."""
+    zarr = pytest.importorskip("zarr")
+    rng = np.random.default_rng(10)
+    writes, expected, targets = [], [], []
+    for i, (shape, *geometry, (ch, _)) in enumerate(CONV_CASES):
+        x, weight, args = conv_case(rng, shape, *geometry, layout)
+        expected.append(convkit.conv2d(x, weight, *args, layout=layout, algo="direct", activation="relu6"))
+        source = zarr.create_array(tmp_path / f"x{i}.zarr", shape=x.shape, dtype=x.dtype,
+                                   chunks=spatial_chunks(layout, 1, ch, shape[2], shape[3]))
+        source[...] = x
+        target, write = ckd.conv2d_zarr(source, tmp_path / f"y{i}.zarr", weight, *args, layout=layout,
+                                        algo="direct", activation="relu6", chunks_per_task=1 + i % 2,
+                                        compute=False)
+        assert target.shape == expected[-1].shape and target.chunks[0] == 1
+        writes.append(write)
+        targets.append(tmp_path / f"y{i}.zarr")
+    run(client, *writes)
+    for case, path, e in zip(CONV_CASES, targets, expected):
+        assert np.array_equal(zarr.open_array(path, mode="r")[...], e), case
+
+
+def test_conv2d_zarr_refuses_chunks_that_split_rows(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    source = zarr.create_array(tmp_path / "x.zarr", shape=(1, 8, 8, 4), chunks=(1, 4, 4, 4), dtype=np.float32)
+    weight = np.zeros((3, 3, 4, 2), np.float32)
+    with pytest.raises(ValueError, match=r"expected source chunks to hold whole rows .* axes \[2\] are split"):
+        ckd.conv2d_zarr(source, tmp_path / "y.zarr", weight)
+    with pytest.raises(ValueError, match="expected chunks_per_task to be a positive integer, got 0"):
+        ckd.conv2d_zarr(source, tmp_path / "y.zarr", weight, chunks_per_task=0)
+    with pytest.raises(ValueError, match="expected groups to divide the input channels 4"):
+        ckd.conv2d_zarr(source, tmp_path / "y.zarr", np.zeros((3, 3, 1, 3), np.float32), groups=3)
 
 
 def test_a_failing_task_raises_the_workers_exception(client):

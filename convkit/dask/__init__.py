@@ -17,6 +17,7 @@ from ._cluster import share_cores
 from ._deform import deform_conv2d
 from ._layers import batch_norm, elu, leaky_relu, predict, relu, relu6, sigmoid, tanh
 from ._spatial import avg_pool2d, conv2d, conv_transpose2d, max_pool2d
+from ._zarr import conv2d_zarr
 
-__all__ = ["RechunkWarning", "avg_pool2d", "batch_norm", "conv2d", "conv_transpose2d", "deform_conv2d",
+__all__ = ["RechunkWarning", "avg_pool2d", "batch_norm", "conv2d", "conv2d_zarr", "conv_transpose2d", "deform_conv2d",
            "elu", "leaky_relu", "max_pool2d", "predict", "relu", "relu6", "share_cores", "sigmoid", "tanh"]
