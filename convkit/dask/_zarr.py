@@ -13,11 +13,11 @@ import dataclasses
 import uuid
 
 import dask
-import numpy as np
 
 import convkit
 
-from ._arrays import SPATIAL_AXES, constant, placeholder
+from .._alloc import empty as aligned_empty
+from ._arrays import SPATIAL_AXES, constant, empty_batch, placeholder
 from ._spatial import _image_size, _pads_before, _pair, chunk_rows, owned
 from ._windows import window_plan
 
@@ -47,10 +47,9 @@ def conv2d_zarr(source, target, weight, bias=None, stride=1, padding=0, dilation
         raise ValueError(f"expected layout to be 'NHWC' or 'NCHW', got {layout!r}")
     if not isinstance(chunks_per_task, int) or chunks_per_task < 1:
         raise ValueError(f"expected chunks_per_task to be a positive integer, got {chunks_per_task!r}")
-    empty = convkit.conv2d(np.empty((0,) + tuple(src.shape[1:]), src.dtype), placeholder(weight),
-                           placeholder(bias), stride, padding, dilation, groups, layout=layout, algo=algo,
-                           activation=activation, num_threads=num_threads)
-    row_axis, col_axis = SPATIAL_AXES[layout]
+    empty = convkit.conv2d(empty_batch(src), placeholder(weight), placeholder(bias), stride, padding, dilation,
+                           groups, layout=layout, algo=algo, activation=activation, num_threads=num_threads)
+    row_axis = SPATIAL_AXES[layout][0]
     whole = [a for a in range(1, src.ndim) if a != row_axis and src.chunks[a] < src.shape[a]]
     if whole:
         raise ValueError(f"expected source chunks to hold whole rows (chunks {src.chunks} of shape "
@@ -147,7 +146,7 @@ class _RowReader:
         shape = list(self.chunks[first][1].shape)
         shape[self.axis] = stop - start
         if self.joined is None or self.joined.shape[self.axis] < shape[self.axis]:
-            self.joined = np.empty(shape, self.array.dtype)
+            self.joined = aligned_empty(shape, self.array.dtype)
         joined = self._cut(self.joined, 0, stop - start)
         at = 0
         for k in range(first, last + 1):
@@ -161,7 +160,7 @@ class _RowReader:
         start, stop = k * self.step, min((k + 1) * self.step, self.array.shape[self.axis])
         shape = list(self.array.shape)
         shape[0], shape[self.axis] = self.batch.stop - self.batch.start, self.step
-        buffer = self.spare.pop() if self.spare else np.empty(shape, self.array.dtype)
+        buffer = self.spare.pop() if self.spare else aligned_empty(shape, self.array.dtype)
         view = self._cut(buffer, 0, stop - start)
         index = [self.batch] + [slice(None)] * (self.array.ndim - 1)
         index[self.axis] = slice(start, stop)
