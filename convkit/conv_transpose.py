@@ -6,8 +6,9 @@ Input pixel (ih, iw) of channel ci scatters ``x * w[kh, kw, co, ci]`` to output 
 - ``"col2im"``: one GEMM per group, ``cols = x @ W^T`` (N*H*W rows of KH*KW*Cout/groups), then
   ``col2im`` folds the columns into the output (the classic; convkit's GEMM does the arithmetic; col2im is a
   gather, each output row summing the columns that reach it).
-- ``"direct"``: ``src/conv_transpose.pyx``, the gather written as a convolution over the reachable taps,
-  register-blocked over output pixels and channels, no workspace.
+- ``"direct"``: ``src/conv_transpose.pyx``, the gather written as stride*stride ordinary convolutions of the
+  input, one per output phase (the output pixels that take the same taps: 4 convolutions of 2x2 taps for a
+  4x4 stride-2 kernel), register-blocked over a phase's pixels and the output channels, no workspace.
 """
 import itertools
 
@@ -115,7 +116,8 @@ def choose_algorithm(out_channels_per_group, dtype):
     Measured on a 2-core AVX2 machine (1 thread, float32): the direct kernel is 1.05-1.6x faster than
     col2im with 16-256 output channels (e.g. 32x32x128 -> 64, 4x4 stride 2: 4.3 vs 4.5 ms;
     8x4x4x512 -> 256: 12.8 vs 19.9 ms), but with 3, 8, 12 or 24 (a block partly idle) col2im's GEMM
-    is 1.3-2.5x faster.
+    is 1.3-2.5x faster.  With phase tiles (Zen 4, 512-bit, 1 thread, machine shared): 32x32x128 -> 64,
+    4x4 stride 2: 3.0 ms direct, 4.1 ms col2im.
     """
     return "direct" if out_channels_per_group % _direct.block_width(dtype) == 0 else "col2im"
 

@@ -2,11 +2,17 @@
 
 Input pixel (ih, iw) reaches output (oh, ow) through tap (kh, kw) when oh = ih*sh - pt + kh*dh (and the
 same for w), so output row oh takes tap kh only when (oh + pt - kh*dh) is a multiple of sh, from input
-row (oh + pt - kh*dh) / sh.  Along a row, the output columns of one phase ow = phi (mod sw) share the
-same taps and read consecutive input columns, so a register tile is CK_TILE_PIXELS output columns of one
-phase x one block of output channels, computed by the direct convolution's micro-kernel
-(``microkernel.h``: broadcast one input channel, FMA a block of packed weights) over the reachable taps.
-Each thread owns whole output rows: no write races, no atomics, no zeroing pass.
+row (oh + pt - kh*dh) / sh.  The output splits into sh*sw phases, (oh, ow) = (phh + th*sh, phw + tw*sw):
+the pixels of one phase take the same taps, and phase pixel (th, tw) reads input (ah + th, aw + tw) through
+tap (kh, kw), with (ah, aw) fixed by the tap and the phase.  Each phase is thus an ordinary convolution of
+the input (stride 1, the phase's taps), computed with no column matrix and no scatter: a register tile is
+CK_TILE_PIXELS consecutive pixels of one phase (flat over its rows, so a 32-column phase fills its tiles)
+x one block of output channels, by the direct convolution's micro-kernel (``microkernel.h``: broadcast one
+input channel, FMA a block of packed weights) over the phase's taps; taps outside the image read zeros.
+
+Work is split into items of (image, phase, run of at most CHUNK_TILES tiles); an item computes every
+channel block of its tiles, so one weight block serves the whole run while it is in cache, and each item
+writes only its own output pixels: no write races, no atomics, no zeroing pass.
 
 Weights are packed once per call as (group, block, kh, kw, ci, block width), zero-padded to whole
 blocks: the layout of ``conv_direct.pack_weights`` with the transposed convolution's roles (reduce over
@@ -17,10 +23,13 @@ from cython.parallel cimport prange
 
 from checks cimport check_geometry, check_packed_blocks, check_size, optional_vector
 from microkernel cimport micro_tile
-from omp cimport omp_get_thread_num
 from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
 
 import numpy as np
+
+cdef enum:
+    CHUNK_TILES = 8  # at most this many tiles (of CK_TILE_PIXELS pixels) per work item
+
 
 def block_width(dtype):
     """Output channels per packed weight block for ``dtype`` (the register tile's columns)."""
@@ -29,72 +38,80 @@ def block_width(dtype):
 
 cdef inline void tconv_tile(
     const floating* x, const floating* wblk, const floating* zeros, floating* acc,
-    const Py_ssize_t* ihs, const Py_ssize_t* khs, Py_ssize_t nkh,
-    Py_ssize_t t0, Py_ssize_t npix, Py_ssize_t phi, Py_ssize_t c0,
-    Py_ssize_t W, Py_ssize_t C, Py_ssize_t cin_g, Py_ssize_t KW,
-    Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dw,
+    const Py_ssize_t* th, const Py_ssize_t* tw, Py_ssize_t npix, Py_ssize_t phh, Py_ssize_t phw,
+    Py_ssize_t c0, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t cin_g, Py_ssize_t KH,
+    Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
+    Py_ssize_t dw,
 ) noexcept nogil:
-    """acc[r*B + j] for output columns phi + (t0 + r)*sw, r < npix, of the row whose reachable taps
-    are khs[:nkh], reading input rows ihs[:nkh]; ``x`` points at the image, channel c0 = group start."""
+    """acc[r*B + j] for the pixels (th[r], tw[r]), r < npix, of phase (phh, phw), over the phase's taps;
+    ``x`` points at the image, channel c0 = group start."""
     cdef Py_ssize_t B = tile_width(floating is float)
     cdef const floating* xp[CK_TILE_PIXELS]
-    cdef const floating* xrow
-    cdef Py_ssize_t i, kw, tw, iw, r, j
+    cdef Py_ssize_t kh, kw, ah, aw, ih, iw, r, j
+    cdef bint inside
     for j in range(CK_TILE_PIXELS * B):
         acc[j] = 0
-    for i in range(nkh):
-        xrow = x + ihs[i] * W * C + c0
+    for kh in range(KH):
+        # The phase takes tap kh when phh + pt - kh*dh is a multiple of sh; then phase row th reads
+        # input row ah + th.  (An exact division: the same in C and Python semantics.)
+        ah = phh + pt - kh * dh
+        if ah % sh != 0:
+            continue
+        ah = ah // sh
         for kw in range(KW):
-            # Columns of phase phi take tap kw when phi + pl - kw*dw is a multiple of sw; then
-            # column phi + t*sw reads input column (phi + pl - kw*dw)/sw + t.
-            tw = phi + pl - kw * dw
-            if tw % sw != 0:
+            aw = phw + pl - kw * dw
+            if aw % sw != 0:
                 continue
-            iw = tw // sw + t0
+            aw = aw // sw
+            inside = False
             for r in range(CK_TILE_PIXELS):
-                xp[r] = xrow + (iw + r) * C if r < npix and <size_t>(iw + r) < <size_t>W else zeros
-            micro_tile(xp, wblk + (khs[i] * KW + kw) * cin_g * B, cin_g, acc)
+                ih = ah + th[r]
+                iw = aw + tw[r]
+                if r < npix and <size_t>ih < <size_t>H and <size_t>iw < <size_t>W:
+                    xp[r] = x + (ih * W + iw) * C + c0
+                    inside = True
+                else:
+                    xp[r] = zeros
+            if inside:   # a tap reading only padding (a border tile's) adds nothing
+                micro_tile(xp, wblk + (kh * KW + kw) * cin_g * B, cin_g, acc)
 
 
-cdef inline void tconv_row(
+cdef inline void tconv_item(
     const floating* x, const floating* wp, const floating* bias, const floating* zeros,
-    floating* out, Py_ssize_t oh,
+    floating* out, Py_ssize_t phh, Py_ssize_t phw, Py_ssize_t tile0, Py_ssize_t tile1,
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t G, Py_ssize_t cin_g, Py_ssize_t cout_g,
     Py_ssize_t nblk, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-    Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Wout,
-    Py_ssize_t* ihs, Py_ssize_t* khs,
+    Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Hout, Py_ssize_t Wout,
 ) noexcept nogil:
-    """Every output channel of output row ``oh`` of one image (``x`` the image, ``out`` the row).
-
-    ``ihs``/``khs`` are scratch for KH values: the reachable taps of the row and their input rows.
-    """
+    """Every output channel of tiles tile0..tile1-1 of phase (phh, phw) of one image (``x`` the image,
+    ``out`` its output); tiles past the phase's last are empty."""
     cdef Py_ssize_t B = tile_width(floating is float)
     cdef floating acc[CK_ACC_LEN]
+    cdef Py_ssize_t th[CK_TILE_PIXELS]
+    cdef Py_ssize_t tw[CK_TILE_PIXELS]
     cdef Py_ssize_t Cout = G * cout_g
-    cdef Py_ssize_t kh, th, nkh = 0
-    cdef Py_ssize_t phi, ncols, t, t0, npix, g, b, co0, nco, r, j
+    cdef Py_ssize_t nrows = (Hout - phh + sh - 1) // sh if phh < Hout else 0
+    cdef Py_ssize_t ncols = (Wout - phw + sw - 1) // sw if phw < Wout else 0
+    cdef Py_ssize_t npx = nrows * ncols
+    cdef Py_ssize_t t, p, npix, g, b, co0, nco, r, j
     cdef floating* dst
-    for kh in range(KH):
-        th = oh + pt - kh * dh
-        if th % sh == 0 and <size_t>(th // sh) < <size_t>H:
-            ihs[nkh] = th // sh
-            khs[nkh] = kh
-            nkh += 1
-    for phi in range(min(sw, Wout)):
-        ncols = (Wout - phi + sw - 1) // sw
+    tile1 = min(tile1, (npx + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS)
+    for t in range(tile0, tile1):
+        npix = min(CK_TILE_PIXELS, npx - t * CK_TILE_PIXELS)
+        for r in range(CK_TILE_PIXELS):   # pixels past npix repeat the last (and are not stored)
+            p = t * CK_TILE_PIXELS + min(r, npix - 1)
+            th[r] = p // ncols
+            tw[r] = p % ncols
         for g in range(G):
             for b in range(nblk):
                 co0 = g * cout_g + b * B
                 nco = min(B, cout_g - b * B)
-                for t in range((ncols + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS):
-                    t0 = t * CK_TILE_PIXELS
-                    npix = min(CK_TILE_PIXELS, ncols - t0)
-                    tconv_tile(x, wp + (g * nblk + b) * KH * KW * cin_g * B, zeros, acc,
-                               ihs, khs, nkh, t0, npix, phi, g * cin_g, W, C, cin_g, KW, sw, pl, dw)
-                    for r in range(npix):
-                        dst = out + (phi + (t0 + r) * sw) * Cout + co0
-                        for j in range(nco):
-                            dst[j] = acc[r * B + j] + (bias[co0 + j] if bias != NULL else 0)
+                tconv_tile(x, wp + (g * nblk + b) * KH * KW * cin_g * B, zeros, acc, th, tw, npix,
+                           phh, phw, g * cin_g, H, W, C, cin_g, KH, KW, sh, sw, pt, pl, dh, dw)
+                for r in range(npix):
+                    dst = out + ((phh + th[r] * sh) * Wout + phw + tw[r] * sw) * Cout + co0
+                    for j in range(nco):
+                        dst[j] = acc[r * B + j] + (bias[co0 + j] if bias != NULL else 0)
 
 
 def conv_transpose2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :, :, ::1] wpacked,
@@ -110,8 +127,8 @@ def conv_transpose2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef Py_ssize_t G = wpacked.shape[0], nblk = wpacked.shape[1]
     cdef Py_ssize_t KH = wpacked.shape[2], KW = wpacked.shape[3], cin_g = wpacked.shape[4]
     cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], Cout = out.shape[3]
-    cdef Py_ssize_t r
     cdef Py_ssize_t B = tile_width(floating is float)
+    cdef Py_ssize_t item, n, phase, run, tiles, runs, per_run
     check_geometry(sh, sw, dh, dw, num_threads)
     check_packed_blocks(G, cin_g, C, nblk, wpacked.shape[5], B, cout_g)
     check_size(out.shape[0], N, "out's batch")
@@ -120,30 +137,38 @@ def conv_transpose2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :
     optional_vector(bias, Cout, "bias", &bp)
     if N * Hout * Wout * Cout == 0:
         return
+    # Phases with output pixels (a stride above the output size leaves the others empty), and the tiles
+    # of the largest (ceil(Hout/sh) x ceil(Wout/sw) pixels), shared evenly between runs.
+    cdef Py_ssize_t PH = min(sh, Hout), PW = min(sw, Wout)
+    tiles = (((Hout + sh - 1) // sh) * ((Wout + sw - 1) // sw) + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS
+    runs = (tiles + CHUNK_TILES - 1) // CHUNK_TILES
+    per_run = (tiles + runs - 1) // runs
     cdef floating[::1] zeros = np.zeros(max(C, 1), dtype=np.float32 if floating is float else np.float64)
-    # Per-thread scratch: a row's reachable kernel rows and their input rows (KH each).
-    cdef Py_ssize_t[:, ::1] scratch = np.empty((num_threads, 2 * KH), dtype=np.intp)
-    cdef Py_ssize_t* sp = &scratch[0, 0]
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
     cdef const floating* wp = &wpacked[0, 0, 0, 0, 0, 0] if wpacked.size > 0 else &zeros[0]
     cdef floating* op = &out[0, 0, 0, 0]
     with nogil:
-        for r in prange(N * Hout, num_threads=num_threads, schedule="static"):
-            tconv_row(xp + (r // Hout) * H * W * C, wp, bp, &zeros[0], op + r * Wout * Cout,
-                      r % Hout, H, W, C, G, cin_g, cout_g, nblk, KH, KW, sh, sw, ph, pw, dh, dw,
-                      Wout, sp + omp_get_thread_num() * 2 * KH, sp + omp_get_thread_num() * 2 * KH + KH)
+        for item in prange(N * PH * PW * runs, num_threads=num_threads, schedule="static"):
+            n = item // (PH * PW * runs)
+            phase = item // runs % (PH * PW)
+            run = item % runs
+            tconv_item(xp + n * H * W * C, wp, bp, &zeros[0], op + n * Hout * Wout * Cout,
+                       phase // PW, phase % PW, run * per_run, (run + 1) * per_run, H, W, C, G, cin_g,
+                       cout_g, nblk, KH, KW, sh, sw, ph, pw, dh, dw, Hout, Wout)
 
 
 def pack_weights(w, Py_ssize_t groups):
     """NHWC transposed-conv weights (KH, KW, cout_g, G*cin_g) -> (G, blocks, KH, KW, cin_g, block).
 
-    [g, b, i, j, ci, k] = w[i, j, b*block + k, g*cin_g + ci], zero past cout_g.
+    [g, b, i, j, ci, k] = w[i, j, b*block + k, g*cin_g + ci], zero past cout_g.  Packed on every call:
+    one copy when cout_g fills the blocks (the zero-padding copy, when needed, doubled its cost).
     """
     KH, KW, cout_g, Cin = w.shape
     B = block_width(w.dtype)
     cin_g = Cin // groups
     nblk = -(-cout_g // B)
     w = w.reshape(KH, KW, cout_g, groups, cin_g)
-    w = np.pad(w, [(0, 0), (0, 0), (0, nblk * B - cout_g), (0, 0), (0, 0)])
+    if nblk * B != cout_g:
+        w = np.pad(w, [(0, 0), (0, 0), (0, nblk * B - cout_g), (0, 0), (0, 0)])
     w = w.reshape(KH, KW, nblk, B, groups, cin_g)
     return np.ascontiguousarray(w.transpose(4, 2, 0, 1, 5, 3))

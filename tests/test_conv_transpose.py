@@ -24,6 +24,8 @@ CASES = [
     (1, 2, 7, 3, 2, 1, (3, 3), 1, 2, 0, 3),              # output_padding 0 < dilation 3, big crop
     (1, 5, 5, 9, 33, 1, (3, 3), 1, 1, 0, 1),             # Cout 33: two blocks plus a remainder
     (1, 4, 4, 4, 4, 2, (3, 3), 2, 0, 2, 3),              # output_padding 2 >= stride, < dilation
+    (2, 17, 13, 8, 40, 1, (4, 4), 2, 1, 1, 1),           # phases of several work items (runs of tiles)
+    (1, 11, 14, 5, 6, 1, (5, 4), (3, 2), (2, 1), (2, 1), 1),  # phases of unequal sizes, several items
 ]
 
 
