@@ -1,25 +1,43 @@
-"""Dask: convkit.dask.conv2d from a Zarr array on disk to a Zarr array on disk, on a 2-process LocalCluster.
+"""Dask: convolution from a Zarr array on disk to a Zarr array on disk, on a 2-process LocalCluster.
 
 The layer: 3x3 convolution, 16 -> 16 channels, padding 1, float32, NHWC, ``algo="auto"`` (direct here).
 
 * Table row (interleaved rounds): a 1x2048x2048x16 crop, "in memory" (``convkit.conv2d`` in this process,
-  ``--threads`` threads, input already in memory, output not written anywhere) against "dask" (the same
-  crop read from Zarr in chunks of 64 rows, computed on the cluster's 2 worker processes of 1 thread each,
-  convkit on 1 thread in each, and written back to Zarr).  Same pixels, so "x best" is Dask's cost per
-  pixel: I/O, halos, scheduling.
+  ``--threads`` threads, input already in memory, output not written anywhere) against the same crop read
+  from Zarr in chunks of 64 rows, computed on the cluster's 2 worker processes of 1 thread each (convkit
+  on 1 thread in each) and written back to Zarr, two ways: "dask conv2d_zarr" (``convkit.dask.conv2d_zarr``:
+  fused tasks, buffers reused) and "dask map_overlap + to_zarr" (``convkit.dask.conv2d`` on
+  ``da.from_zarr``, then ``da.to_zarr``).  Same pixels, so "x best" is Dask's cost per pixel: I/O, halos,
+  scheduling.
 * Out of core, measured before the rounds and printed above the table, with Dask's progress bar: the
-  issue's 1x8192x8192x16 image (4 GiB; 1x4096x4096x16 with ``--quick``) from Zarr to Zarr, twice on one
-  fresh cluster, each run's nanoseconds per pixel over those of the in-memory crop timed just before and
-  just after it (in memory, run, in memory, run, in memory: a drifting machine slows both sides of a ratio),
-  the median of the two ratios, the workers' compute time by kind of task (Zarr reads, halo copies,
-  convolution fused with the Zarr write), and every worker's peak resident memory (VmHWM of the worker
-  process, read at the end; see ``_peak_rss``).
+  issue's 1x8192x8192x16 image (4 GiB; 1x4096x4096x16 with ``--quick``) from Zarr to Zarr with
+  ``conv2d_zarr``, twice on one fresh cluster, each run's nanoseconds per pixel over those of the in-memory
+  crop timed just before and just after it (in memory, run, in memory, run, in memory: a drifting machine
+  slows both sides of a ratio), the median of the two ratios; the workers' CPU time per pixel over the
+  in-memory call's on one thread; the bare file I/O under it measured without Zarr (``_bare_io``); every
+  worker's peak resident memory (VmHWM of the worker process, read at the end; see ``_peak_rss``).
 
 Chunks of 64 full-width rows (32 MiB), the same in the Zarr arrays and in Dask, no compression (random data
 would not compress, and a codec costs CPU the 2 cores do not have).  On a quarter of the image a worker
 peaked at 0.65-0.88 GiB with 256-row chunks (128 MiB: the chunk, the neighbours its halo rows were cut from
 as views, the concatenated copy, the output, the bytes Zarr encodes), 0.37-0.44 GiB with 64 rows, 0.31-0.34
-GiB with 64 rows and the halo rows copied (convkit.dask._halo).
+GiB with 64 rows and the halo rows copied (convkit.dask._halo), 0.33 GiB with conv2d_zarr.
+
+Where the time goes (AMD EPYC Zen 4, 2 cores, machine shared with other jobs, load 6-8; CPU time per pixel
+of one process running conv2d_zarr's tasks on the 8192x8192 image with ``MALLOC_TRIM_THRESHOLD_=65536`` as
+Dask's nanny sets it): the convolution 121 ns, Zarr reads 77 ns, Zarr writes 149 ns.  Both are the cost of
+memory this VM has not used lately, not of Zarr's Python: a read is ``Path.read_bytes`` into a fresh
+32 MiB bytes object (above glibc's largest mmap threshold, so mapped afresh: 8192 page faults per chunk,
+~1.7 us each on this Firecracker VM, whose kernel hands freed memory back to the host,
+``page_reporting_order=11``), then a copy into ``out``; a write is a new file (temporary, then renamed),
+so every output byte lands on a page the page cache takes from free memory.  Bare, without Zarr:
+reading a chunk file into a reused buffer 10-16 ns per pixel; writing 64 new 32 MiB files 25 ns per pixel
+at the median but 93 ns on average (some files cost 10x, under reclaim).  With 16 MiB chunks and Dask's
+``MALLOC_TRIM_THRESHOLD_`` raised above them (with ``MALLOC_MMAP_THRESHOLD_`` too), glibc reuses the read
+buffers and the read's page faults vanish (reads 47 -> 20 ns per pixel in one process), but on the cluster
+the workers' total did not move beyond the noise (2.77x against 2.87x the CPU time of the in-memory call),
+so the bench keeps Dask's defaults.  ``da.to_zarr`` with ``write_empty_chunks=False`` (Zarr's default)
+also scans every chunk for the fill value (20-30 ns per pixel); conv2d_zarr writes them all.
 
 The input Zarr is written once (random normal data, no compression: it would not compress) under
 ``$CONVKIT_BENCH_DASK_DIR`` (default: the temporary directory) and reused by later runs; outputs are
@@ -206,11 +224,13 @@ def _out_of_core(workdir, source, weight, in_memory, config, one_thread):
           + f" ({'all under' if max(peaks.values()) < gib else 'NOT all under'} 1 GiB)\n")
 
 
-def _bare_io(source, workdir, pixels_per_chunk, files=8):
+def _bare_io(source, workdir, pixels_per_chunk, files=64):
     """CPU nanoseconds per pixel of the bare file I/O under a Zarr-to-Zarr run, measured without Zarr: the
     first ``files`` chunk files of ``source`` read (from the page cache: the runs just read them) into one
     reused buffer, then each written to a new file, as Zarr writes every chunk (the files deleted after
-    all are written).  The least a run spends besides the convolution; ``(read, write)``."""
+    all are written: 2 GiB, 1 GiB with ``--quick``; with a few files only, the kernel hands out pages just
+    freed and the writes look 4x cheaper than a run's).  The least a run spends besides the convolution;
+    ``(read, write)``."""
     paths = sorted(os.path.join(d, f) for d, _, names in os.walk(os.path.join(source, "c")) for f in names)
     paths = paths[:files]
     buffer = bytearray(os.path.getsize(paths[0]))
