@@ -109,6 +109,29 @@ cdef inline void pack_b_panel(const floating* B, Py_ssize_t rsb, Py_ssize_t csb,
             k0 += TRANSPOSE_STEPS
 
 
+cdef inline Py_ssize_t packed_b_len(Py_ssize_t K, Py_ssize_t N, floating zero) noexcept nogil:
+    """Elements of a whole packed B (``pack_b_panels``): K rows of N values, N rounded up to panels."""
+    return K * round_up(N, CK_NR_F32 if floating is float else CK_NR_F64)
+
+
+cdef inline void pack_b_panels(const floating* B, Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t K,
+                               Py_ssize_t N, Py_ssize_t p_begin, Py_ssize_t p_end,
+                               floating* dst) noexcept nogil:
+    """Panels p_begin:p_end of the whole of B (K x N) into ``dst`` in the order gemm_serial reads them:
+    for each block of KC reduction steps (block pc at dst + pc * round_up(N, NR)), its panels one after
+    the other (panel p at + p * NR * kc), each as pack_b_panel writes it."""
+    cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
+    cdef Py_ssize_t MC, KC, NC, pc, kc, p
+    MC, KC, NC = block_sizes(<floating>0)
+    pc = 0
+    while pc < K:
+        kc = min(KC, K - pc)
+        for p in range(p_begin, p_end):
+            pack_b_panel(B + pc * rsb + p * NR * csb, rsb, csb, kc, min(NR, N - p * NR),
+                         dst + pc * round_up(N, NR) + p * NR * kc)
+        pc += kc
+
+
 cdef inline void store_tile(floating* acc, floating* c, Py_ssize_t ldc, Py_ssize_t mr, Py_ssize_t nr,
                             bint add_c, bint final, const floating* bias, const floating* res,
                             Py_ssize_t ldr, int act, floating alpha) noexcept nogil:
@@ -149,7 +172,7 @@ cdef inline void macro_kernel(const floating* Ap, const floating* Bp, Py_ssize_t
         j0 = p * NR
         for q in range((m + CK_MR - 1) // CK_MR):
             ir = q * CK_MR
-            gemm_tile(kc, Ap + ir * kc, Bp + p * NR * kc, acc, C + ir * ldc + j0, ldc)
+            gemm_tile(m - ir, kc, Ap + ir * kc, Bp + p * NR * kc, acc, C + ir * ldc + j0, ldc)
             store_tile(acc, C + ir * ldc + j0, ldc, min(CK_MR, m - ir), min(NR, nc - j0), add_c, final,
                        bias + j0 if bias != NULL else NULL,
                        res + ir * ldr + j0 if res != NULL else NULL, ldr, act, alpha)
@@ -163,13 +186,16 @@ cdef inline void* aligned(void* raw) noexcept nogil:
 cdef inline void gemm_serial(PackA pack_a, const void* a_ctx, Py_ssize_t i_begin, Py_ssize_t i_end,
                              Py_ssize_t j_begin, Py_ssize_t j_end, Py_ssize_t K,
                              const floating* B, Py_ssize_t rsb, Py_ssize_t csb,
+                             const floating* B_packed, Py_ssize_t N,
                              floating* C, Py_ssize_t ldc, bint accumulate,
                              const floating* bias, const floating* residual, Py_ssize_t ldr,
                              int act, floating alpha, floating* Ap, floating* Bp) noexcept nogil:
-    """Rows i_begin:i_end, columns j_begin:j_end of the product on one thread (C, B, bias, residual
-    point at the whole problem); Ap and Bp hold an A block and a B panel."""
+    """Rows i_begin:i_end, columns j_begin:j_end (a multiple of NR) of the product on one thread (C, B,
+    bias, residual point at the whole problem, N columns wide); Ap and Bp hold an A block and a B panel,
+    or B_packed (if not NULL) holds the whole of B packed by pack_b_panels and Bp is not used."""
     cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
     cdef Py_ssize_t MC, KC, NC, jc, nc, npan, pc, kc, p, ic, m
+    cdef const floating* panel
     MC, KC, NC = block_sizes(<floating>0)
     jc = j_begin
     while jc < j_end:
@@ -178,14 +204,18 @@ cdef inline void gemm_serial(PackA pack_a, const void* a_ctx, Py_ssize_t i_begin
         pc = 0
         while True:      # at least once: K = 0 still stores the epilogue of an empty sum
             kc = min(KC, K - pc)
-            for p in range(npan):
-                pack_b_panel(B + pc * rsb + (jc + p * NR) * csb, rsb, csb, kc, min(NR, nc - p * NR),
-                             Bp + p * NR * kc)
+            if B_packed != NULL:
+                panel = B_packed + pc * round_up(N, NR) + jc * kc
+            else:
+                for p in range(npan):
+                    pack_b_panel(B + pc * rsb + (jc + p * NR) * csb, rsb, csb, kc, min(NR, nc - p * NR),
+                                 Bp + p * NR * kc)
+                panel = Bp
             ic = i_begin
             while ic < i_end:
                 m = min(MC, i_end - ic)
                 pack_a(a_ctx, ic, m, pc, kc, Ap)
-                macro_kernel(Ap, Bp, m, kc, 0, npan, nc, C + ic * ldc + jc, ldc,
+                macro_kernel(Ap, panel, m, kc, 0, npan, nc, C + ic * ldc + jc, ldc,
                              accumulate or pc > 0, pc + kc >= K,
                              bias + jc if bias != NULL else NULL,
                              residual + ic * ldr + jc if residual != NULL else NULL, ldr, act, alpha)
@@ -198,28 +228,32 @@ cdef inline void gemm_serial(PackA pack_a, const void* a_ctx, Py_ssize_t i_begin
 
 cdef inline int gemm_packed_by(PackA pack_a, const void* a_ctx, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                                const floating* B, Py_ssize_t rsb, Py_ssize_t csb,
+                               const floating* B_packed,
                                floating* C, Py_ssize_t ldc, bint accumulate,
                                const floating* bias, const floating* residual, Py_ssize_t ldr,
                                int act, floating alpha, int num_threads) noexcept nogil:
+    """The product with A read through ``pack_a`` and B either strided (B, rsb, csb) or, when B_packed is
+    not NULL, packed once already by pack_b_panels (then shared by the threads, none packs B)."""
     cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
     cdef Py_ssize_t MC, KC, NC, parts, t, rows, cols, a_size, b_size
     if M <= 0 or N <= 0:
         return 0
     MC, KC, NC = block_sizes(<floating>0)
-    # Each thread computes a block of rows (or, when M has fewer than a tile's rows per thread, a block
-    # of columns) from its own packed A and B: one parallel region, no barrier inside.  B is packed by
-    # every thread, an overhead of (threads / rows) relative to the product; where BLIS shares one B
-    # panel it synchronises twice per (jc, pc) block, and on a busy machine each synchronisation can
-    # wait for a descheduled thread (measured: 2 threads 5-15x slower than 1 with a shared panel).
+    # Each thread computes a block of rows or a block of columns from its own packed A and B: one
+    # parallel region, no barrier inside.  Where BLIS shares one B panel it synchronises twice per
+    # (jc, pc) block, and on a busy machine each synchronisation can wait for a descheduled thread
+    # (measured: 2 threads 5-15x slower than 1 with a shared panel).  So a row split has every thread
+    # pack all of B (unless B_packed), a column split every thread all of A: split the longer side
+    # (the smaller duplicate), rows when there are too few columns to share.
     parts = max(min(num_threads, M * N * max(K, 1) // PARALLEL_MIN_MACS), 1)
-    cdef bint split_rows = M >= parts * CK_MR or N < parts * NR
+    cdef bint split_rows = (N <= M and M >= parts * CK_MR) or N < parts * NR
     parts = min(parts, (M + CK_MR - 1) // CK_MR if split_rows else (N + NR - 1) // NR)
     rows = M if not split_rows else min(MC, round_up((M + parts - 1) // parts, CK_MR))
     cdef Py_ssize_t panels = (N + NR - 1) // NR     # a column split gives each thread whole panels
     cols = N if split_rows else (panels + parts - 1) // parts * NR
     cdef Py_ssize_t kc_max = min(KC, max(K, 1))
     a_size = round_up(min(MC, round_up(rows, CK_MR)) * kc_max, ALIGN)
-    b_size = round_up(min(NC, round_up(cols, NR)) * kc_max, ALIGN)
+    b_size = 0 if B_packed != NULL else round_up(min(NC, round_up(cols, NR)) * kc_max, ALIGN)
     cdef void* raw = malloc(parts * (a_size + b_size) * sizeof(floating) + ALIGN)
     if raw == NULL:
         return -1
@@ -227,11 +261,11 @@ cdef inline int gemm_packed_by(PackA pack_a, const void* a_ctx, Py_ssize_t M, Py
     for t in prange(parts, num_threads=parts, schedule="static"):
         if split_rows:
             gemm_serial(pack_a, a_ctx, t * M // parts, (t + 1) * M // parts, 0, N, K, B, rsb, csb,
-                        C, ldc, accumulate, bias, residual, ldr, act, alpha,
+                        B_packed, N, C, ldc, accumulate, bias, residual, ldr, act, alpha,
                         work + t * (a_size + b_size), work + t * (a_size + b_size) + a_size)
         else:
             gemm_serial(pack_a, a_ctx, 0, M, t * panels // parts * NR,
-                        min((t + 1) * panels // parts * NR, N), K, B, rsb, csb,
+                        min((t + 1) * panels // parts * NR, N), K, B, rsb, csb, B_packed, N,
                         C, ldc, accumulate, bias, residual, ldr, act, alpha,
                         work + t * (a_size + b_size), work + t * (a_size + b_size) + a_size)
     free(raw)
@@ -240,7 +274,7 @@ cdef inline int gemm_packed_by(PackA pack_a, const void* a_ctx, Py_ssize_t M, Py
 
 cdef inline int gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
               const floating* A, Py_ssize_t rsa, Py_ssize_t csa,
-              const floating* B, Py_ssize_t rsb, Py_ssize_t csb,
+              const floating* B, Py_ssize_t rsb, Py_ssize_t csb, const floating* B_packed,
               floating* C, Py_ssize_t ldc, bint accumulate,
               const floating* bias, const floating* residual, Py_ssize_t ldr,
               int act, floating alpha, int num_threads) noexcept nogil:
@@ -249,10 +283,10 @@ cdef inline int gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     a.row_stride = rsa
     a.col_stride = csa
     if floating is float:
-        return gemm_packed_by(pack_a_strided_f32, &a, M, N, K, B, rsb, csb, C, ldc, accumulate,
-                              bias, residual, ldr, act, alpha, num_threads)
+        return gemm_packed_by(pack_a_strided_f32, &a, M, N, K, B, rsb, csb, B_packed, C, ldc,
+                              accumulate, bias, residual, ldr, act, alpha, num_threads)
     else:
-        return gemm_packed_by(pack_a_strided_f64, &a, M, N, K, B, rsb, csb, C, ldc, accumulate,
-                              bias, residual, ldr, act, alpha, num_threads)
+        return gemm_packed_by(pack_a_strided_f64, &a, M, N, K, B, rsb, csb, B_packed, C, ldc,
+                              accumulate, bias, residual, ldr, act, alpha, num_threads)
 
 

@@ -7,11 +7,16 @@
             for ir in MC by CK_MR:  ... while the A block streams from L2
               register tile, then the epilogue on the tile, then the store
 
-Edges are handled by zero-padded packing (the tile always computes CK_MR x NR; only the valid part is
-stored).  Threads (gemm.pxd's gemm_packed_by) each take a contiguous block of rows (or of column panels
-when M is short) and run the loops above on it with their own packed A and B: one parallel region and no
-barrier inside, at the price of every thread packing B (measured on the shared 2-core machine: a B panel
-shared as in BLIS made 2 threads 5-15x slower than 1, each synchronisation waiting for a descheduled thread).
+Edges are handled by padded packing (the tile computes NR columns; only the valid part is stored); the
+last row panel of a block runs a shorter tile (CK_MR/3 or 2*CK_MR/3 rows) when that covers it, so M = 64
+on the 12-row tile computes 64 rows, not 72 (linear 512->1000 at batch 64: 1.2x, 1 thread).  Threads
+(gemm.pxd's gemm_packed_by) each take a contiguous block of rows or of column panels, of the longer side,
+and run the loops above on it with their own packed A and B: one parallel region and no barrier inside,
+at the price of every thread packing all of the other operand (measured on the shared 2-core machine: a B
+panel shared as in BLIS made 2 threads 5-15x slower than 1, each synchronisation waiting for a descheduled
+thread).  A B packed once ahead (``pack_b``: nn.Linear keeps its weight so) is shared by the threads and
+not packed in the call: linear 512->1000 at batch 64 went from 0.95 to 0.66 ms (1 thread), the
+transposed weight's packing being most of the difference.
 
 Block sizes (gemm.pxd): KC = 256 reduction steps; MC from an A block of about 144 KiB (in L2); NC from a
 B panel of about 4 MiB (in L3).  With the 256-bit tile (6 x 16 float32) these are BLIS's sgemm values for
@@ -32,10 +37,11 @@ NC only matters when N > NC (none of these).  BLIS's own Zen 4 sgemm blocking (M
 a 32 x 12 column-major tile, its 12-wide operand kept in L1) is for the other loop order and was not tried.
 """
 from cython cimport floating
+from cython.parallel cimport prange
 
 from activation cimport ACT_NONE
 from checks cimport check_min, check_size
-from gemm cimport block_sizes, gemm
+from gemm cimport ALIGN, block_sizes, gemm, packed_b_len, pack_b_panels
 from simd cimport CK_MR, CK_NR_F32, CK_NR_F64, CK_VECTOR_BITS
 
 import numpy as np
@@ -67,11 +73,66 @@ cdef int check_strides(Py_ssize_t row, Py_ssize_t col, Py_ssize_t size, str what
     return 0
 
 
+cdef class PackedB:
+    """A GEMM operand B (K, N) packed once into the GEMM's panels (``pack_b``), for many products with the
+    same B, e.g. a layer's weight: ``gemm_into(a, b, c, packed=pack_b(b))`` then packs only A, and its
+    threads share the one packed copy.  It is a copy: it does not follow later changes to ``b``."""
+    cdef readonly tuple shape
+    cdef readonly object dtype
+    cdef readonly object buffer       # 1-D, packed_b_len elements from a 64-byte boundary
+    cdef const void* data
+
+    def __reduce__(self):
+        return packed_from_buffer, (self.shape, self.buffer)
+
+
+cdef PackedB new_packed(Py_ssize_t K, Py_ssize_t N, dtype):
+    """An uninitialised PackedB for a (K, N) operand of ``dtype``."""
+    cdef Py_ssize_t length = packed_b_len(K, N, <float>0) if dtype == np.float32 else packed_b_len(K, N, <double>0)
+    cdef Py_ssize_t size = np.dtype(dtype).itemsize
+    raw = np.empty(length + ALIGN // size, dtype)
+    cdef Py_ssize_t skip = (-raw.ctypes.data % ALIGN) // size
+    packed = PackedB()
+    packed.shape, packed.dtype, packed.buffer = (K, N), np.dtype(dtype), raw[skip:skip + length]
+    packed.data = <const void*><size_t>packed.buffer.ctypes.data
+    return packed
+
+
+def packed_from_buffer(shape, buffer):
+    """The PackedB whose panels are ``buffer`` (copied), e.g. when unpickling one."""
+    packed = new_packed(shape[0], shape[1], buffer.dtype)
+    if packed.buffer.shape != buffer.shape:
+        raise ValueError(f"expected {packed.buffer.shape[0]} packed values for shape {shape}, got "
+                         f"{buffer.shape}")
+    packed.buffer[...] = buffer
+    return packed
+
+
+def pack_b(const floating[:, :] b, int num_threads=1):
+    """``b`` (K, N, any strides in whole elements) packed for ``gemm_into(..., packed=)``."""
+    cdef Py_ssize_t K = b.shape[0], N = b.shape[1], size = sizeof(floating)
+    check_strides(b.strides[0], b.strides[1], size, "b")
+    check_min(num_threads, 1, "num_threads")
+    cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
+    cdef Py_ssize_t panels = (N + NR - 1) // NR, p
+    packed = new_packed(K, N, np.float32 if floating is float else np.float64)
+    if packed.buffer.shape[0] == 0:
+        return packed
+    cdef const floating* bp = &b[0, 0]
+    cdef Py_ssize_t rsb = b.strides[0] // size, csb = b.strides[1] // size
+    cdef floating* out = <floating*>packed.data
+    for p in prange(panels, nogil=True, num_threads=max(min(num_threads, panels), 1), schedule="static"):
+        pack_b_panels(bp, rsb, csb, K, N, p, p + 1, out)
+    return packed
+
+
 def gemm_into(const floating[:, :] a, const floating[:, :] b, floating[:, :] c, bint accumulate=False,
-              bias=None, residual=None, int act=ACT_NONE, double alpha=0, int num_threads=1):
+              bias=None, residual=None, int act=ACT_NONE, double alpha=0, int num_threads=1,
+              PackedB packed=None):
     """c = act((c if accumulate) + a @ b + bias + residual), the kernel wrapper every GEMM of convkit
     goes through: a and b with any strides (multiples of the itemsize), c (and residual, c's shape)
-    with unit column stride and any row stride (e.g. one group's columns of a bigger output)."""
+    with unit column stride and any row stride (e.g. one group's columns of a bigger output).
+    ``packed``: ``pack_b(b)``, used instead of packing b (b then only gives the shapes)."""
     cdef Py_ssize_t M = c.shape[0], N = c.shape[1], K = a.shape[1]
     cdef Py_ssize_t size = sizeof(floating)
     if a.shape[0] != M or b.shape[0] != K or b.shape[1] != N:
@@ -79,6 +140,10 @@ def gemm_into(const floating[:, :] a, const floating[:, :] b, floating[:, :] c, 
                          f"b ({b.shape[0]}, {b.shape[1]})")
     check_strides(a.strides[0], a.strides[1], size, "a")
     check_strides(b.strides[0], b.strides[1], size, "b")
+    dtype = np.float32 if floating is float else np.float64
+    if packed is not None and (packed.shape != (K, N) or packed.dtype != dtype):
+        raise ValueError(f"expected packed to be b ({K}, {N}) {np.dtype(dtype)} packed, got "
+                         f"{packed.shape} {packed.dtype}")
     check_strides(c.strides[0], size if N <= 1 else c.strides[1], size, "c", True)
     check_min(num_threads, 1, "num_threads")
     if M == 0 or N == 0:
@@ -102,13 +167,14 @@ def gemm_into(const floating[:, :] a, const floating[:, :] b, floating[:, :] c, 
         ldr = res_view.strides[0] // size
     cdef const floating* ap = &a[0, 0] if K > 0 else NULL
     cdef const floating* bq = &b[0, 0] if K > 0 else NULL
+    cdef const floating* b_packed = <const floating*>packed.data if packed is not None else NULL
     cdef Py_ssize_t rsa = a.strides[0] // size, csa = a.strides[1] // size
     cdef Py_ssize_t rsb = b.strides[0] // size, csb = b.strides[1] // size
     cdef Py_ssize_t ldc = c.strides[0] // size
     cdef int status
     with nogil:
-        status = gemm(M, N, K, ap, rsa, csa, bq, rsb, csb, &c[0, 0], ldc, accumulate, bp, rp, ldr,
-                      act, <floating>alpha, num_threads)
+        status = gemm(M, N, K, ap, rsa, csa, bq, rsb, csb, b_packed, &c[0, 0], ldc, accumulate, bp, rp,
+                      ldr, act, <floating>alpha, num_threads)
     if status:
         raise MemoryError(f"cannot allocate the GEMM's packing workspace for a ({M}, {K}) x ({K}, {N}) "
                           f"product")

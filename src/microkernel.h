@@ -10,7 +10,8 @@
  * ck_tile_*: the direct kernels' form.  xp[r] points at the reduction values of row r (a row of zeros for
  *            padding), w at `cin` packed rows of NR values; acc (CK_ACC_LEN) is loaded and stored.
  * ck_gemm_*: the GEMM's form, on packed panels: a holds kc columns of CK_MR values, b kc rows of NR values;
- *            acc (CK_ACC_LEN, row r at r*NR) is overwritten with the product.  The destination rows
+ *            acc (CK_ACC_LEN, row r at r*NR) is overwritten with the product of the first `rows` rows
+ *            (at least; rows past them may be left untouched).  The destination rows
  *            (c, ldc apart) are prefetched first, as BLIS's kernels do: the tile's store then finds them
  *            in cache (without it a 1000^3 product spent a quarter of its time waiting on those stores).
  */
@@ -44,12 +45,12 @@ static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *acc)  
     }                                                                                       \
 }
 
-#define CK_DEFINE_GEMM_TILE(NAME, T, VT, LANES)                                             \
+#define CK_DEFINE_GEMM_TILE(NAME, T, VT, LANES, ROWS)                                       \
 static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *acc, const T *dst, ptrdiff_t ldd) \
 {                                                                                           \
-    VT c[CK_MR][2];                                                                         \
+    VT c[ROWS][2];                                                                          \
     _Pragma("GCC unroll 16")                                                                \
-    for (int r = 0; r < CK_MR; r++) {                                                       \
+    for (int r = 0; r < ROWS; r++) {                                                        \
         __builtin_prefetch(dst + r * ldd, 1);                                               \
         __builtin_prefetch(dst + r * ldd + 2 * LANES - 1, 1);                               \
         c[r][0] = c[r][1] = (VT){0};                                                        \
@@ -58,22 +59,42 @@ static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *acc, const T *d
     for (ptrdiff_t k = 0; k < kc; k++, a += CK_MR, b += 2 * LANES) {                        \
         VT b0 = *(const VT *)b, b1 = *(const VT *)(b + LANES);                              \
         _Pragma("GCC unroll 16")                                                            \
-        for (int r = 0; r < CK_MR; r++) {                                                   \
+        for (int r = 0; r < ROWS; r++) {                                                    \
             T v = a[r];                                                                     \
             c[r][0] += v * b0;                                                              \
             c[r][1] += v * b1;                                                              \
         }                                                                                   \
     }                                                                                       \
     _Pragma("GCC unroll 16")                                                                \
-    for (int r = 0; r < CK_MR; r++) {                                                       \
+    for (int r = 0; r < ROWS; r++) {                                                        \
         *(VT *)(acc + 2 * LANES * r) = c[r][0];                                             \
         *(VT *)(acc + 2 * LANES * r + LANES) = c[r][1];                                     \
     }                                                                                       \
 }
 
+/* The GEMM tile for the first `rows` rows of a packed A panel: the full CK_MR-row tile, or, for the last
+ * panel of a block whose height is not a multiple of CK_MR, a shorter one (a third or two thirds of
+ * CK_MR rows), so that e.g. M = 64 on the 12-row tile computes 5 x 12 + 4 rows rather than 6 x 12. */
+#define CK_MR_SHORT (CK_MR / 3)
+#define CK_MR_MID (2 * CK_MR / 3)
+#define CK_DEFINE_GEMM_TILES(NAME, T, VT, LANES)                                            \
+CK_DEFINE_GEMM_TILE(NAME##_full, T, VT, LANES, CK_MR)                                       \
+CK_DEFINE_GEMM_TILE(NAME##_mid, T, VT, LANES, CK_MR_MID)                                    \
+CK_DEFINE_GEMM_TILE(NAME##_short, T, VT, LANES, CK_MR_SHORT)                                \
+static inline void NAME(ptrdiff_t rows, ptrdiff_t kc, const T *a, const T *b, T *acc,       \
+                        const T *dst, ptrdiff_t ldd)                                        \
+{                                                                                           \
+    if (rows > CK_MR_MID)                                                                   \
+        NAME##_full(kc, a, b, acc, dst, ldd);                                               \
+    else if (rows > CK_MR_SHORT)                                                            \
+        NAME##_mid(kc, a, b, acc, dst, ldd);                                                \
+    else                                                                                    \
+        NAME##_short(kc, a, b, acc, dst, ldd);                                              \
+}
+
 CK_DEFINE_TILE(ck_tile_f32, float, ck_vf32, CK_LANES_F32)
 CK_DEFINE_TILE(ck_tile_f64, double, ck_vf64, CK_LANES_F64)
-CK_DEFINE_GEMM_TILE(ck_gemm_tile_f32, float, ck_vf32, CK_LANES_F32)
-CK_DEFINE_GEMM_TILE(ck_gemm_tile_f64, double, ck_vf64, CK_LANES_F64)
+CK_DEFINE_GEMM_TILES(ck_gemm_tile_f32, float, ck_vf32, CK_LANES_F32)
+CK_DEFINE_GEMM_TILES(ck_gemm_tile_f64, double, ck_vf64, CK_LANES_F64)
 
 #endif

@@ -4,9 +4,9 @@ from cython cimport floating
 cdef extern from "microkernel.h" nogil:
     void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
     void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
-    void ck_gemm_tile_f32(Py_ssize_t kc, const float* a, const float* b, float* acc,
+    void ck_gemm_tile_f32(Py_ssize_t rows, Py_ssize_t kc, const float* a, const float* b, float* acc,
                           const float* dst, Py_ssize_t ldd)
-    void ck_gemm_tile_f64(Py_ssize_t kc, const double* a, const double* b, double* acc,
+    void ck_gemm_tile_f64(Py_ssize_t rows, Py_ssize_t kc, const double* a, const double* b, double* acc,
                           const double* dst, Py_ssize_t ldd)
 
 
@@ -19,11 +19,12 @@ cdef inline void micro_tile(const floating* const* xp, const floating* w, Py_ssi
         ck_tile_f64(xp, w, cin, acc)
 
 
-cdef inline void gemm_tile(Py_ssize_t kc, const floating* a, const floating* b, floating* acc,
-                           const floating* dst, Py_ssize_t ldd) noexcept nogil:
-    """acc (CK_MR x NR) = packed A panel (kc x CK_MR) times packed B panel (kc x NR); the rows the tile
-    will be stored to (``dst``, ``ldd`` apart) are prefetched."""
+cdef inline void gemm_tile(Py_ssize_t rows, Py_ssize_t kc, const floating* a, const floating* b,
+                           floating* acc, const floating* dst, Py_ssize_t ldd) noexcept nogil:
+    """acc (CK_MR x NR) = packed A panel (kc x CK_MR) times packed B panel (kc x NR), at least its first
+    ``rows`` rows (a shorter tile for an edge panel); the rows the tile will be stored to (``dst``,
+    ``ldd`` apart) are prefetched."""
     if floating is float:
-        ck_gemm_tile_f32(kc, a, b, acc, dst, ldd)
+        ck_gemm_tile_f32(rows, kc, a, b, acc, dst, ldd)
     else:
-        ck_gemm_tile_f64(kc, a, b, acc, dst, ldd)
+        ck_gemm_tile_f64(rows, kc, a, b, acc, dst, ldd)

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import grad as G
 from .._layout import from_nhwc, to_nhwc
-from ..linear import linear
+from ..linear import linear, linear_args, linear_packed, pack_weight
 from .._validation import int_arg
 from .init import float_dtype, generator, kaiming_uniform
 from .module import Module
@@ -33,7 +33,11 @@ class Linear(Module):
 
     def _forward(self, x):
         self._save(x)
-        return linear(x, self.weight, self.bias)
+        if self.training:   # (the weight changes every step: packed in the call)
+            return linear(x, self.weight, self.bias)
+        x, weight = linear_args(x, self.weight)
+        return linear_packed(x, weight, self.bias, None, None,
+                             self._cached("packed", lambda: pack_weight(weight)))
 
     def _backward(self, grad, input_grad):
         x, = self._saved()

@@ -18,9 +18,11 @@ from .._layout import from_nhwc, layout_shape, nhwc_shape, to_nhwc
 from .._validation import check_layout
 from .parameter import Parameter
 
-# Bumped whenever any module's parameters or buffers are replaced or loaded (or its mode changes).  Caches
-# derived from parameters (folded batch norm, converted weights) remember the version they were built at
-# and rebuild when it has changed.  Arrays modified in place are not seen: assign them again
+# Bumped whenever any module's parameters or buffers are replaced or loaded (or its mode changes), and
+# when values are written into a Parameter (parameter.py: ``w[...] = v``, ``w -= v``; SGD's steps).
+# Caches derived from parameters (folded batch norm, converted or packed weights) remember the version
+# they were built at and rebuild when it has changed.  Writes that bypass the Parameter (``np.copyto``,
+# a plain-array view, buffers modified in place) are not seen: assign them again
 # (``conv.weight = w``) or load a state dict.
 _version = 0
 

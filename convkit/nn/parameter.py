@@ -20,9 +20,18 @@ class Parameter(np.ndarray):
 
     def __array_wrap__(self, array, context=None, return_scalar=False):
         if array is self:   # an in-place operation (p -= ...) keeps the Parameter
+            _changed_in_place()
             return array
         array = array.view(np.ndarray)
         return array[()] if return_scalar else array
+
+    def __setitem__(self, index, value):
+        super().__setitem__(index, value)
+        _changed_in_place()
+
+    def fill(self, value):
+        super().fill(value)
+        _changed_in_place()
 
     def accumulate_grad(self, grad):
         """Add ``grad`` to ``self.grad`` (which takes ``grad`` itself, owned, when it is None)."""
@@ -33,3 +42,12 @@ class Parameter(np.ndarray):
             self.grad = np.ascontiguousarray(grad)
         else:
             self.grad += grad
+
+
+def _changed_in_place():
+    """Values written into a Parameter (``p[...] = v``, ``p -= v``, ``p.fill(v)``, also through a view
+    that is a Parameter, such as ``p.T``): caches derived from parameters (packed or converted weights,
+    folded batch norm) are stale.  Writes that bypass the Parameter (``np.copyto``, a plain-array view)
+    are not seen: assign the array again or load a state dict."""
+    from .module import _bump_version
+    _bump_version()

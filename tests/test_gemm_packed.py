@@ -1,0 +1,105 @@
+"""The GEMM with B packed once (gemm.pack_b), and nn.Linear's packed weight kept per parameter version."""
+import numpy as np
+import pytest
+
+import convkit
+from convkit import nn
+from convkit._kernels import gemm
+from helpers import assert_close
+from reference_units import linear_ref
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (5, 7, 17), (64, 300, 100), (25, 600, 33), (3, 2, 4100),
+                                   (7, 0, 9)], ids=str)
+@pytest.mark.parametrize("num_threads", [1, 3])
+def test_packed_b_matches_reference(dtype, m, k, n, num_threads, rng):
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((n, k)).astype(dtype).T   # strided columns, as linear's weight.T
+    bias = rng.standard_normal(n).astype(dtype)
+    packed = gemm.pack_b(b, num_threads)
+    assert packed.shape == (k, n) and packed.dtype == dtype
+    c = np.full((m, n), np.nan, dtype)
+    gemm.gemm_into(a, b, c, False, bias, None, 0, 0, num_threads, packed)
+    assert_close(c, a.astype(np.float64) @ b + bias, dtype)
+    c0 = c.copy()
+    gemm.gemm_into(a, b, c, True, None, None, 0, 0, num_threads, packed)   # c += a @ b
+    assert_close(c, c0 + a.astype(np.float64) @ b, dtype)
+
+
+def test_packed_b_is_a_copy(rng):
+    b = rng.standard_normal((6, 5))
+    packed = gemm.pack_b(b)
+    a = rng.standard_normal((4, 6))
+    expected = a @ b
+    b[:] = 0
+    c = np.empty((4, 5))
+    gemm.gemm_into(a, b, c, packed=packed)
+    assert_close(c, expected, np.float64)
+
+
+def test_packed_b_must_match_b(rng):
+    a, c = np.ones((4, 6), np.float32), np.empty((4, 5), np.float32)
+    b = np.ones((6, 5), np.float32)
+    with pytest.raises(ValueError, match="expected packed to be b \\(6, 5\\) float32"):
+        gemm.gemm_into(a, b, c, packed=gemm.pack_b(np.ones((5, 6), np.float32)))
+    with pytest.raises(ValueError, match="expected packed"):
+        gemm.gemm_into(a, b, c, packed=gemm.pack_b(b.astype(np.float64)))
+
+
+def layer_and_input(rng, dtype=np.float32):
+    layer = nn.Linear(12, 7, dtype=dtype, rng=1)
+    return layer, rng.standard_normal((5, 12)).astype(dtype)
+
+
+def expected(layer, x):
+    return linear_ref(x, np.asarray(layer.weight), np.asarray(layer.bias))
+
+
+@pytest.mark.parametrize("change", ["assign", "setitem", "view_setitem", "in_place_op", "fill",
+                                    "load_state_dict", "sgd_step"])
+def test_linear_layer_repacks_after_a_weight_change(change, rng):
+    layer, x = layer_and_input(rng)
+    assert_close(layer(x), expected(layer, x), np.float32)   # packs and keeps the weight
+    new_weight = rng.standard_normal(layer.weight.shape).astype(np.float32)
+    if change == "assign":
+        layer.weight = new_weight
+    elif change == "setitem":
+        layer.weight[...] = new_weight
+    elif change == "view_setitem":
+        layer.weight.T[2] = 5.0
+    elif change == "in_place_op":
+        layer.weight *= 3
+    elif change == "fill":
+        layer.weight.fill(0.25)
+    elif change == "load_state_dict":
+        layer.load_state_dict({"weight": new_weight, "bias": np.asarray(layer.bias)})
+    else:
+        layer.train()
+        layer(x)
+        layer.backward(np.ones((5, 7), np.float32))
+        convkit.optim.SGD(layer.parameters(), lr=0.5).step()
+        layer.eval()
+    assert_close(layer(x), expected(layer, x), np.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_layer_eval_and_train_agree(dtype, rng):
+    layer, x = layer_and_input(rng, dtype)
+    y_eval = layer(x)
+    layer.train()
+    assert_close(layer(x), y_eval, dtype)
+    assert_close(y_eval, expected(layer, x), dtype)
+
+
+def test_packed_b_and_a_layer_keeping_one_pickle(rng):
+    import pickle
+    b = rng.standard_normal((9, 40))
+    a, c = rng.standard_normal((3, 9)), np.empty((3, 40))
+    gemm.gemm_into(a, b, c, packed=pickle.loads(pickle.dumps(gemm.pack_b(b))))
+    assert_close(c, a @ b, np.float64)
+    layer, x = layer_and_input(rng)
+    y = layer(x)     # keeps a packed weight
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(layer))(x), y)
