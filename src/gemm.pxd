@@ -5,9 +5,10 @@
 #
 #     C[i, j] = act( (C[i, j] if accumulate else 0) + sum_k A[i, k] B[k, j] + bias[j] + residual[i, j] )
 #
-# for i < M, j < N.  A is read through a packer (any source: a strided matrix, or im2col's patches), B with
-# any row/column strides (elements; negative allowed), C with rows ldc apart and unit column stride.
-# bias (N values) and residual (rows ldr apart) may be NULL; act/alpha are activation.pxd's code and
+# for i < M, j < N.  A is read through a packer (any source: a strided matrix, or im2col's patches) or, for
+# a narrow product of a matrix with unit column stride, in place (A_rows); B with any row/column strides
+# (elements; negative allowed) or packed once ahead (B_packed); C with rows ldc apart and unit column
+# stride.  bias (N values) and residual (rows ldr apart) may be NULL; act/alpha are activation.pxd's code and
 # parameter.  The epilogue runs on each register tile before it is stored.  Returns 0, or -1 when the
 # packing workspace cannot be allocated (nothing has been written then).
 from cython cimport floating
@@ -17,8 +18,12 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from activation cimport ACT_NONE, activate_span
-from microkernel cimport gemm_tile
+from microkernel cimport gemm_tile, micro_tile
 from simd cimport CK_ACC_LEN, CK_MR, CK_NR_F32, CK_NR_F64
+
+cdef extern from *:
+    """#define ck_prefetch(p) __builtin_prefetch((const void *)(p))"""
+    void prefetch "ck_prefetch"(const void* p) noexcept nogil
 
 cdef enum:
     KC_STEPS = 256                # reduction steps per block (gemm.pyx: the measurement that chose it)
@@ -27,6 +32,7 @@ cdef enum:
     ALIGN = 64                    # packed buffers start on a cache line
     TRANSPOSE_STEPS = 16          # reduction steps per block when B's columns are strided
     PARALLEL_MIN_MACS = 1 << 16   # multiply-adds per thread below which fewer threads are used
+    ROWS_IN_PLACE_MAX_N = 64      # products this narrow read A in place, unpacked
 
 
 # Writes rows i0:i0+mc, reduction columns p0:p0+kc of A into ``dst`` as ceil(mc/CK_MR) panels, each kc
@@ -51,6 +57,14 @@ cdef inline (Py_ssize_t, Py_ssize_t, Py_ssize_t) block_sizes(floating zero) noex
     cdef Py_ssize_t mc = max(A_BLOCK_BYTES // (kc * sizeof(floating)) // CK_MR, 1) * CK_MR
     cdef Py_ssize_t nc = max(B_BLOCK_BYTES // (kc * sizeof(floating)) // NR, 1) * NR
     return round_up(mc, CK_MR), kc, round_up(nc, NR)
+
+
+cdef inline Py_ssize_t block_steps(Py_ssize_t K, Py_ssize_t KC) noexcept nogil:
+    """Reduction steps per block: K in as few blocks of at most KC as possible, of equal size (but the
+    last, shorter by the rounding): K = 576 makes 3 x 192 rather than 256 + 256 + 64, whose short block
+    pays a tile's load and store of C for a quarter of the multiply-adds."""
+    cdef Py_ssize_t blocks = max((K + KC - 1) // KC, 1)
+    return (K + blocks - 1) // blocks
 
 
 cdef inline void pack_a_rows(const floating* A, Py_ssize_t rsa, Py_ssize_t csa, Py_ssize_t i0,
@@ -100,10 +114,11 @@ cdef inline void pack_b_panel(const floating* B, Py_ssize_t rsb, Py_ssize_t csb,
     if csb == 1:
         for k in range(kc):
             memcpy(dst + k * NR, B + k * rsb, nr * sizeof(floating))
-    else:   # e.g. a transposed weight (linear's W.T): blocks of TRANSPOSE_STEPS rows keep dst in L1
-        k0 = 0
+    else:   # e.g. a transposed weight (linear's W.T): blocks of TRANSPOSE_STEPS rows keep dst in L1,
+        k0 = 0  # and each column's next block is prefetched (nr interleaved streams defeat the hardware's)
         while k0 < kc:
             for j in range(nr):
+                prefetch(B + j * csb + (k0 + 4 * TRANSPOSE_STEPS) * rsb)
                 for k in range(k0, min(k0 + TRANSPOSE_STEPS, kc)):
                     dst[k * NR + j] = B[j * csb + k * rsb]
             k0 += TRANSPOSE_STEPS
@@ -118,11 +133,12 @@ cdef inline void pack_b_panels(const floating* B, Py_ssize_t rsb, Py_ssize_t csb
                                Py_ssize_t N, Py_ssize_t p_begin, Py_ssize_t p_end,
                                floating* dst) noexcept nogil:
     """Panels p_begin:p_end of the whole of B (K x N) into ``dst`` in the order gemm_serial reads them:
-    for each block of KC reduction steps (block pc at dst + pc * round_up(N, NR)), its panels one after
-    the other (panel p at + p * NR * kc), each as pack_b_panel writes it."""
+    for each block of block_steps(K, KC) reduction steps (block pc at dst + pc * round_up(N, NR)), its
+    panels one after the other (panel p at + p * NR * kc), each as pack_b_panel writes it."""
     cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
     cdef Py_ssize_t MC, KC, NC, pc, kc, p
     MC, KC, NC = block_sizes(<floating>0)
+    KC = block_steps(K, KC)
     pc = 0
     while pc < K:
         kc = min(KC, K - pc)
@@ -159,6 +175,30 @@ cdef inline void store_tile(floating* acc, floating* c, Py_ssize_t ldc, Py_ssize
         activate_span(row, <const floating*>NULL, crow, nr, act if final else ACT_NONE, alpha)
 
 
+cdef inline void macro_kernel_rows(const floating* A, Py_ssize_t lda, const floating* Bp, Py_ssize_t m,
+                                   Py_ssize_t kc, Py_ssize_t npan, Py_ssize_t nc,
+                                   floating* C, Py_ssize_t ldc, bint add_c, bint final,
+                                   const floating* bias, const floating* res, Py_ssize_t ldr,
+                                   int act, floating alpha) noexcept nogil:
+    """macro_kernel's product with A read in place (rows lda apart, unit column stride) instead of from
+    a packed block: for narrow products, where packing A costs as much as the tiles that use it."""
+    cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
+    cdef floating acc[CK_ACC_LEN]
+    cdef const floating* rows[CK_MR]
+    cdef Py_ssize_t p, q, r, ir, j0
+    for q in range((m + CK_MR - 1) // CK_MR):
+        ir = q * CK_MR
+        for r in range(CK_MR):
+            rows[r] = A + min(ir + r, m - 1) * lda
+        for p in range(npan):
+            j0 = p * NR
+            memset(acc, 0, sizeof(acc))
+            micro_tile(rows, Bp + p * NR * kc, kc, acc)
+            store_tile(acc, C + ir * ldc + j0, ldc, min(CK_MR, m - ir), min(NR, nc - j0), add_c, final,
+                       bias + j0 if bias != NULL else NULL,
+                       res + ir * ldr + j0 if res != NULL else NULL, ldr, act, alpha)
+
+
 cdef inline void macro_kernel(const floating* Ap, const floating* Bp, Py_ssize_t m, Py_ssize_t kc,
                               Py_ssize_t p_begin, Py_ssize_t p_end, Py_ssize_t nc,
                               floating* C, Py_ssize_t ldc, bint add_c, bint final,
@@ -183,7 +223,8 @@ cdef inline void* aligned(void* raw) noexcept nogil:
     return <void*>((<uintptr_t>raw + ALIGN - 1) // ALIGN * ALIGN)
 
 
-cdef inline void gemm_serial(PackA pack_a, const void* a_ctx, Py_ssize_t i_begin, Py_ssize_t i_end,
+cdef inline void gemm_serial(PackA pack_a, const void* a_ctx, const floating* A_rows, Py_ssize_t lda,
+                             Py_ssize_t i_begin, Py_ssize_t i_end,
                              Py_ssize_t j_begin, Py_ssize_t j_end, Py_ssize_t K,
                              const floating* B, Py_ssize_t rsb, Py_ssize_t csb,
                              const floating* B_packed, Py_ssize_t N,
@@ -197,6 +238,7 @@ cdef inline void gemm_serial(PackA pack_a, const void* a_ctx, Py_ssize_t i_begin
     cdef Py_ssize_t MC, KC, NC, jc, nc, npan, pc, kc, p, ic, m
     cdef const floating* panel
     MC, KC, NC = block_sizes(<floating>0)
+    KC = block_steps(K, KC)
     jc = j_begin
     while jc < j_end:
         nc = min(NC, j_end - jc)
@@ -214,11 +256,18 @@ cdef inline void gemm_serial(PackA pack_a, const void* a_ctx, Py_ssize_t i_begin
             ic = i_begin
             while ic < i_end:
                 m = min(MC, i_end - ic)
-                pack_a(a_ctx, ic, m, pc, kc, Ap)
-                macro_kernel(Ap, panel, m, kc, 0, npan, nc, C + ic * ldc + jc, ldc,
-                             accumulate or pc > 0, pc + kc >= K,
-                             bias + jc if bias != NULL else NULL,
-                             residual + ic * ldr + jc if residual != NULL else NULL, ldr, act, alpha)
+                if A_rows != NULL:
+                    macro_kernel_rows(A_rows + ic * lda + pc, lda, panel, m, kc, npan, nc,
+                                      C + ic * ldc + jc, ldc, accumulate or pc > 0, pc + kc >= K,
+                                      bias + jc if bias != NULL else NULL,
+                                      residual + ic * ldr + jc if residual != NULL else NULL, ldr, act,
+                                      alpha)
+                else:
+                    pack_a(a_ctx, ic, m, pc, kc, Ap)
+                    macro_kernel(Ap, panel, m, kc, 0, npan, nc, C + ic * ldc + jc, ldc,
+                                 accumulate or pc > 0, pc + kc >= K,
+                                 bias + jc if bias != NULL else NULL,
+                                 residual + ic * ldr + jc if residual != NULL else NULL, ldr, act, alpha)
                 ic += MC
             pc += kc
             if pc >= K:
@@ -226,7 +275,8 @@ cdef inline void gemm_serial(PackA pack_a, const void* a_ctx, Py_ssize_t i_begin
         jc += NC
 
 
-cdef inline int gemm_packed_by(PackA pack_a, const void* a_ctx, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+cdef inline int gemm_packed_by(PackA pack_a, const void* a_ctx, const floating* A_rows, Py_ssize_t lda,
+                               Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                                const floating* B, Py_ssize_t rsb, Py_ssize_t csb,
                                const floating* B_packed,
                                floating* C, Py_ssize_t ldc, bint accumulate,
@@ -252,7 +302,7 @@ cdef inline int gemm_packed_by(PackA pack_a, const void* a_ctx, Py_ssize_t M, Py
     cdef Py_ssize_t panels = (N + NR - 1) // NR     # a column split gives each thread whole panels
     cols = N if split_rows else (panels + parts - 1) // parts * NR
     cdef Py_ssize_t kc_max = min(KC, max(K, 1))
-    a_size = round_up(min(MC, round_up(rows, CK_MR)) * kc_max, ALIGN)
+    a_size = 0 if A_rows != NULL else round_up(min(MC, round_up(rows, CK_MR)) * kc_max, ALIGN)
     b_size = 0 if B_packed != NULL else round_up(min(NC, round_up(cols, NR)) * kc_max, ALIGN)
     cdef void* raw = malloc(parts * (a_size + b_size) * sizeof(floating) + ALIGN)
     if raw == NULL:
@@ -260,11 +310,11 @@ cdef inline int gemm_packed_by(PackA pack_a, const void* a_ctx, Py_ssize_t M, Py
     cdef floating* work = <floating*>aligned(raw)
     for t in prange(parts, num_threads=parts, schedule="static"):
         if split_rows:
-            gemm_serial(pack_a, a_ctx, t * M // parts, (t + 1) * M // parts, 0, N, K, B, rsb, csb,
-                        B_packed, N, C, ldc, accumulate, bias, residual, ldr, act, alpha,
+            gemm_serial(pack_a, a_ctx, A_rows, lda, t * M // parts, (t + 1) * M // parts, 0, N, K,
+                        B, rsb, csb, B_packed, N, C, ldc, accumulate, bias, residual, ldr, act, alpha,
                         work + t * (a_size + b_size), work + t * (a_size + b_size) + a_size)
         else:
-            gemm_serial(pack_a, a_ctx, 0, M, t * panels // parts * NR,
+            gemm_serial(pack_a, a_ctx, A_rows, lda, 0, M, t * panels // parts * NR,
                         min((t + 1) * panels // parts * NR, N), K, B, rsb, csb, B_packed, N,
                         C, ldc, accumulate, bias, residual, ldr, act, alpha,
                         work + t * (a_size + b_size), work + t * (a_size + b_size) + a_size)
@@ -282,11 +332,13 @@ cdef inline int gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     a.data = A
     a.row_stride = rsa
     a.col_stride = csa
+    # A narrow product reads A in place (a packed A block would serve few B panels)
+    cdef const floating* A_rows = A if csa == 1 and K > 0 and N <= ROWS_IN_PLACE_MAX_N else NULL
     if floating is float:
-        return gemm_packed_by(pack_a_strided_f32, &a, M, N, K, B, rsb, csb, B_packed, C, ldc,
+        return gemm_packed_by(pack_a_strided_f32, &a, A_rows, rsa, M, N, K, B, rsb, csb, B_packed, C, ldc,
                               accumulate, bias, residual, ldr, act, alpha, num_threads)
     else:
-        return gemm_packed_by(pack_a_strided_f64, &a, M, N, K, B, rsb, csb, B_packed, C, ldc,
+        return gemm_packed_by(pack_a_strided_f64, &a, A_rows, rsa, M, N, K, B, rsb, csb, B_packed, C, ldc,
                               accumulate, bias, residual, ldr, act, alpha, num_threads)
 
 

@@ -337,7 +337,8 @@ def conv2d_im2col_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
         for g in range(groups):
             src.c0 = g * cin_g
             status = gemm_packed_by(pack_im2col_f32 if floating is float else pack_im2col_f64, &src,
-                                    M, cout_g, K, wp + g * cout_g, Cout, 1, NULL, yp + g * cout_g, Cout, False,
+                                    NULL, 0, M, cout_g, K, wp + g * cout_g, Cout, 1, NULL,
+                                    yp + g * cout_g, Cout, False,
                                     bp + g * cout_g if bp != NULL else NULL,
                                     rp + g * cout_g if rp != NULL else NULL, Cout, act, <floating>alpha,
                                     num_threads)

@@ -1,4 +1,6 @@
-"""The GEMM with B packed once (gemm.pack_b), and nn.Linear's packed weight kept per parameter version."""
+"""The GEMM's paths beside the plain one (test_matmul.py): A read in place for narrow products,
+reduction blocks of equal size, B packed once (gemm.pack_b), and nn.Linear's packed weight kept per
+parameter version."""
 import numpy as np
 import pytest
 
@@ -27,6 +29,20 @@ def test_packed_b_matches_reference(dtype, m, k, n, num_threads, rng):
     c0 = c.copy()
     gemm.gemm_into(a, b, c, True, None, None, 0, 0, num_threads, packed)   # c += a @ b
     assert_close(c, c0 + a.astype(np.float64) @ b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(37, 576, 64), (37, 576, 65), (13, 513, 7), (50, 257, 1)], ids=str)
+@pytest.mark.parametrize("a_layout", ["rows", "columns"])    # narrow + unit column stride: A in place
+def test_narrow_products_and_reduction_blocks(dtype, m, k, n, a_layout, rng):
+    a = rng.standard_normal((m, k)).astype(dtype)
+    a = a if a_layout == "rows" else np.asfortranarray(a)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    bias, residual = rng.standard_normal(n).astype(dtype), rng.standard_normal((m, n)).astype(dtype)
+    expected = np.maximum(c + a.astype(np.float64) @ b + bias + residual, 0)
+    gemm.gemm_into(a, b, c, True, bias, residual, 1, 0.0, 2)    # 1: ReLU
+    assert_close(c, expected, dtype)
 
 
 def test_packed_b_is_a_copy(rng):
