@@ -34,3 +34,11 @@ def test_outputs_of_the_layer_functions_are_aligned(rng):
     outputs.append(convkit.linear(x.reshape(-1, 24), w[0, 0].T.copy()))
     for y in outputs:
         assert y.ctypes.data % 64 == 0
+
+
+def test_outputs_of_prepared_network_layers_are_aligned(rng):
+    """The evaluation-mode path of convkit.nn (prepared convolutions, fused shortcut) allocates the same way."""
+    block = convkit.nn.InvertedResidual(24, 24, 1, 6, rng=rng)
+    x = rng.standard_normal((1, 64, 61, 24)).astype(np.float32)    # 375 KB: malloc maps pages, 16 bytes in
+    for _ in range(3):   # the first call plans, the next ones run the prepared convolutions
+        assert block(x).ctypes.data % 64 == 0

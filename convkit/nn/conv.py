@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import grad as G
+from .._alloc import empty as aligned_empty
 from .._layout import hwio_to_oihw, oihw_to_hwio
 from .._validation import check_choice, conv_geometry, int_arg, pair
 from .._threads import resolve_num_threads
@@ -190,7 +191,7 @@ class _BoundConv2d:
             return conv2d(x, self.weight, self.bias, c.stride, c.padding, c.dilation, c.groups, algo=c.algo,
                           activation=self.activation, residual=residual, num_threads=nt)
         out_shape, stride, pads, dilation, algo, prepared = plan
-        y = np.empty(out_shape, self.weight.dtype)
+        y = aligned_empty(out_shape, self.weight.dtype)   # the next layer's input, as conv2d's outputs
         run_conv(x, self.weight, self.bias, self._act, stride, pads, dilation, self.conv.groups, algo, y,
                  nt, residual, prepared)
         return y
