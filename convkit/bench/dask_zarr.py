@@ -98,11 +98,13 @@ def make(config):
     client = distributed.Client(cluster, set_as_default=False)
     atexit.register(cluster.close)
     atexit.register(client.close)
-    crop_path = os.path.join(workdir, f"crop-{CROP}.zarr")
+    crop_path, crop_out = os.path.join(workdir, f"crop-{CROP}.zarr"), os.path.join(workdir, "crop-out.zarr")
     _write(crop_path, crop)
+    for path in (crop_path, crop_out):        # deleted at exit, after the rounds (atexit runs in reverse)
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
 
     def on_dask(fused):
-        return lambda: _conv_to_zarr(crop_path, os.path.join(workdir, "crop-out.zarr"), weight, client, fused=fused)
+        return lambda: _conv_to_zarr(crop_path, crop_out, weight, client, fused=fused)
 
     return [in_memory, Candidate("dask conv2d_zarr", on_dask(True)),
             Candidate("dask map_overlap + to_zarr", on_dask(False))]
