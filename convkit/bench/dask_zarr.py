@@ -45,6 +45,7 @@ deleted after each run.  Needs the ``dask`` extra and zarr (``pip install 'convk
 """
 import atexit
 import collections
+import contextlib
 import os
 import resource
 import shutil
@@ -166,8 +167,9 @@ def _conv_to_zarr(source, target, weight, client, progress=False, fused=True):
         y = convkit.dask.conv2d(da.from_zarr(source), weight, None, 1, 1)
         store = da.to_zarr(y, target, mode="w", compute=False, compressors=None)
     future = client.compute(store)
-    if progress:
-        distributed.progress(future)
+    if progress:   # on stderr, beside the harness's own progress bar: not a line of the printed table
+        with contextlib.redirect_stdout(sys.stderr):
+            distributed.progress(future)
     future.result()
 
 
