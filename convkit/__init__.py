@@ -3,6 +3,7 @@ __version__ = "0.1.0"
 
 from . import _kernels  # first: a clear ImportError in a source tree without compiled kernels
 
+from ._alloc import clear_buffer_cache
 from ._config import show_config
 from ._threads import get_num_threads, set_num_threads
 from .autotune import autotune_cache, set_autotune
@@ -32,5 +33,5 @@ __all__ = [
     "cross_entropy", "log_softmax", "softmax",
     "grad", "models", "nn", "optim", "summary",
     "autotune_cache", "set_autotune",
-    "col2im", "conv2d", "get_num_threads", "im2col", "matmul", "set_num_threads", "show_config",
+    "clear_buffer_cache", "col2im", "conv2d", "get_num_threads", "im2col", "matmul", "set_num_threads", "show_config",
 ]

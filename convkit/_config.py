@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 
+from . import _alloc
 from . import _build_config as build
 from ._kernels import gemm as _gemm
 from ._kernels import threads as _omp
@@ -38,11 +39,12 @@ def config():
         "debug": build.debug,
         "blas": blas_info(),
         "num_threads": get_num_threads(),
+        "buffer_cache": f"{_alloc.CACHE_LIMIT >> 20} MiB (CONVKIT_BUFFER_CACHE_MB)",
     }
 
 
 def show_config():
-    """Print the version, compiler and flags, OpenMP, native flags, vector width and register tile, BLAS
-    and thread count."""
+    """Print the version, compiler and flags, OpenMP, native flags, vector width and register tile, BLAS,
+    thread count and the output buffer cache's limit."""
     for key, value in config().items():
         print(f"{key:>13}: {value}")

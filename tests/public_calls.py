@@ -310,6 +310,8 @@ CALLS = [
     Call("show_config", "stdout", lambda s: {}, lambda a: _quiet(convkit.show_config), threads=False, reps=100),
     Call("set_autotune", "tuned_conv2d", _conv, lambda a: _autotuned(
         lambda: convkit.conv2d(a["x"], a["weight"], a["bias"], padding=1)), threads=False, reps=100),
+    Call("clear_buffer_cache", "release", lambda s: {}, lambda a: convkit.clear_buffer_cache(),
+         threads=False),
     Call("autotune_cache", "read", lambda s: {}, lambda a: convkit.autotune_cache()),
     Call("get_num_threads", "default", lambda s: {}, lambda a: convkit.get_num_threads()),
     Call("set_num_threads", "set_and_restore", lambda s: {},

@@ -42,3 +42,104 @@ def test_outputs_of_prepared_network_layers_are_aligned(rng):
     x = rng.standard_normal((1, 64, 61, 24)).astype(np.float32)    # 375 KB: malloc maps pages, 16 bytes in
     for _ in range(3):   # the first call plans, the next ones run the prepared convolutions
         assert block(x).ctypes.data % 64 == 0
+
+
+# --- the cache of large freed buffers ---------------------------------------------------------------
+
+BIG = (512, 1024)   # 2 MiB of float32: cached
+
+
+def test_a_freed_large_output_is_handed_out_again():
+    a = _alloc.empty(BIG, np.float32)
+    address = a.ctypes.data
+    del a
+    b = _alloc.empty(BIG, np.float32)
+    assert b.ctypes.data == address
+
+
+def test_a_buffer_in_use_is_never_handed_out_twice():
+    a = _alloc.empty(BIG, np.float32)
+    view = a[3:7]             # a view keeps the buffer alive after its array is gone
+    address = a.ctypes.data
+    del a
+    b = _alloc.empty(BIG, np.float32)
+    assert b.ctypes.data != address
+    b[...] = 2
+    view[...] = 1
+    assert (b == 2).all()
+    del view
+    c = _alloc.empty(BIG, np.float32)
+    assert c.ctypes.data == address
+
+
+def test_small_and_other_sized_requests_do_not_take_a_cached_buffer():
+    a = _alloc.empty(BIG, np.float32)
+    address = a.ctypes.data
+    del a
+    assert _alloc.empty((1000,), np.float32).ctypes.data != address      # under CACHE_MIN_BYTES
+    assert _alloc.empty((512, 1025), np.float32).ctypes.data != address   # another size
+
+
+def test_the_cache_stays_under_its_limit(monkeypatch):
+    monkeypatch.setattr(_alloc, "CACHE_LIMIT", 5 << 20)
+    convkit.clear_buffer_cache()
+    live = [_alloc.empty(BIG, np.float32) for _ in range(4)]     # 8 MiB in use: two of them not cached
+    assert _alloc.cached_bytes() <= 5 << 20
+    del live
+    for _ in range(10):
+        _alloc.empty((600, 1024), np.float32)                   # new sizes evict the free buffers
+        assert _alloc.cached_bytes() <= 5 << 20
+
+
+def test_clear_buffer_cache_releases_only_free_buffers():
+    convkit.clear_buffer_cache()
+    kept = _alloc.empty(BIG, np.float32)
+    _alloc.empty((700, 1024), np.float32)                        # freed at once
+    released = convkit.clear_buffer_cache()
+    assert released == 700 * 1024 * 4 + _alloc.ALIGNMENT
+    assert _alloc.cached_bytes() == kept.nbytes + _alloc.ALIGNMENT
+    kept[...] = 1
+
+
+def test_threads_never_share_a_buffer():
+    """Concurrent allocations of one size from Python threads: every live array has its own memory."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(k):
+        arrays = []
+        for _ in range(20):
+            a = _alloc.empty(BIG, np.float32)
+            a[...] = k
+            arrays.append(a)
+            if len(arrays) > 2:
+                arrays.pop(0)
+            if not all((x[::97, ::89] == k).all() for x in arrays):
+                return False
+        return True
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(work, range(8)))
+
+
+def test_network_outputs_reuse_the_cache_and_stay_correct(rng):
+    """Calls that allocate large outputs again and again give the same answers as the first call, and the
+    outputs a caller keeps are not overwritten by later calls."""
+    x = rng.standard_normal((2, 64, 64, 32)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 32, 64)).astype(np.float32)
+    first = convkit.conv2d(x, w, padding=1)
+    kept = [convkit.conv2d(x, w, padding=1) for _ in range(3)]
+    for _ in range(3):
+        convkit.conv2d(x * 2, w, padding=1)                      # freed at once: the cache reuses it
+    for y in kept:
+        np.testing.assert_array_equal(y, first)
+    assert len({y.ctypes.data for y in kept + [first]}) == 4
+
+
+def test_cache_limit_from_the_environment(monkeypatch):
+    monkeypatch.setenv("CONVKIT_BUFFER_CACHE_MB", "12")
+    assert _alloc._cache_limit() == 12 << 20
+    monkeypatch.setenv("CONVKIT_BUFFER_CACHE_MB", "0")
+    assert _alloc._cache_limit() == 0
+    monkeypatch.setenv("CONVKIT_BUFFER_CACHE_MB", "lots")
+    with pytest.raises(ValueError, match="CONVKIT_BUFFER_CACHE_MB"):
+        _alloc._cache_limit()

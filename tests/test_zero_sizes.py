@@ -195,7 +195,7 @@ CASES = (CONV + TRANSPOSE + DEFORM + POOLS + NORM + UNFOLD + LINEAR + MATMUL + S
 # Layers, models, summary and the optimizer: a batch of 0 images gives 0 results, an empty parameter is
 # stepped (PyTorch's modules and torch.optim do the same).  The gradients: tests/test_zero_sizes_grad.py.
 MODULES = ["nn", "models", "summary", "optim", "grad"]
-NO_SIZES = ["get_num_threads", "set_num_threads", "show_config", "autotune_cache", "set_autotune"]
+NO_SIZES = ["clear_buffer_cache", "get_num_threads", "set_num_threads", "show_config", "autotune_cache", "set_autotune"]
 
 
 def test_every_public_function_is_swept():
