@@ -80,3 +80,26 @@ def test_resnet_repeated_calls_and_threads(rng):
         np.testing.assert_allclose(model(x), first, rtol=1e-4, atol=1e-5)
     finally:
         convkit.set_num_threads(None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cin, cout, stride", [(5, 70, 1), (3, 40, 2), (8, 8, 1)])
+def test_pointwise_gemm_layer_keeps_its_weight_packed(cin, cout, stride, dtype, rng):
+    """A widening 1x1 (algo "auto" -> "im2col") runs as one GEMM with its weight packed once as B; a
+    stride-2 one (im2col's patches) and the reference agree, and assignment repacks."""
+    seq = randomize(nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False, dtype=dtype, rng=rng),
+                                  nn.BatchNorm2d(cout, dtype=dtype), nn.ReLU6()))
+    x = rng.standard_normal((2, 9, 13, cin)).astype(dtype)
+
+    def expected():
+        return ref.relu6(ref.batch_norm(seq.state_dict(), "1", ref.conv(seq.state_dict(), "0", x, stride)))
+
+    for _ in range(3):      # the first call plans, the next ones run the prepared convolution
+        assert_close(run(seq, x), expected(), dtype)
+    bound = seq._plan()[0]
+    packed = bound._prepared["im2col"]
+    assert isinstance(packed, convkit._kernels.gemm.PackedB) and packed.shape == (cin, cout)
+    seq[0].weight = seq[0].weight * -2      # assignment: packed again
+    for _ in range(2):
+        assert_close(run(seq, x), expected(), dtype)
+    assert seq._plan()[0]._prepared["im2col"] is not packed
