@@ -251,7 +251,9 @@ cdef inline void pack_im2col(const Im2colSource* s, Py_ssize_t i0, Py_ssize_t mc
 
     A run of columns within one tap is cg-contiguous in each pixel's input (NHWC), so for every run the
     panel's CK_MR row pointers are resolved once (the padding reads zeros) and the run is copied with
-    one contiguous store of CK_MR values per column.  Rows past mc repeat the last pixel (never stored).
+    one contiguous store of CK_MR values per column.  Without groups or dilation a whole kernel row,
+    KW*C columns, is contiguous in the input where it lies inside for all CK_MR pixels: one run (the
+    3-channel stem's runs grow from 3 values to 21).  Rows past mc repeat the last pixel (never stored).
     """
     cdef const floating* x = <const floating*>s.x
     cdef const floating* zeros = <const floating*>s.zeros
@@ -259,18 +261,41 @@ cdef inline void pack_im2col(const Im2colSource* s, Py_ssize_t i0, Py_ssize_t mc
     cdef Py_ssize_t base[CK_MR]
     cdef Py_ssize_t ih0[CK_MR]
     cdef Py_ssize_t iw0[CK_MR]
-    cdef Py_ssize_t q, r, p, k, j, tap, c, run, ih, iw
+    cdef Py_ssize_t q, r, p, k, j, tap, c, run, ih, iw, kh, col
     cdef Py_ssize_t P = s.Hout * s.Wout
+    cdef Py_ssize_t row_len = s.KW * s.C        # columns of one kernel row
+    cdef bint whole_rows = s.dw == 1 and s.cg == s.C
+    cdef bint rows_inside, inside
     cdef floating* d
     for q in range((mc + CK_MR - 1) // CK_MR):
         d = dst + q * CK_MR * kc
+        rows_inside = whole_rows
         for r in range(CK_MR):
             p = i0 + min(q * CK_MR + r, mc - 1)
             base[r] = (p // P) * s.H
             ih0[r] = ((p % P) // s.Wout) * s.sh - s.pt
             iw0[r] = (p % s.Wout) * s.sw - s.pl
+            rows_inside = rows_inside and iw0[r] >= 0 and iw0[r] + s.KW <= s.W
         k = p0
         while k < p0 + kc:
+            if rows_inside:      # the rest of kernel row kh, from column col on, if every pixel's is inside
+                kh = k // row_len
+                col = k - kh * row_len
+                inside = True
+                for r in range(CK_MR):
+                    ih = ih0[r] + kh * s.dh
+                    if <size_t>ih >= <size_t>s.H:
+                        inside = False
+                        break
+                    rows[r] = x + ((base[r] + ih) * s.W + iw0[r]) * s.C + col
+                if inside:
+                    run = min(row_len - col, p0 + kc - k)
+                    for j in range(run):
+                        for r in range(CK_MR):
+                            d[j * CK_MR + r] = rows[r][j]
+                    d += run * CK_MR
+                    k += run
+                    continue
             tap = k // s.cg
             c = k - tap * s.cg
             run = min(s.cg - c, p0 + kc - k)

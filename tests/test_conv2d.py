@@ -88,10 +88,15 @@ def test_without_bias(algo, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("case", [(3, 12, 13, 32, 33, (3, 3), 1, 1, 1, 1), (2, 17, 11, 48, 40, (3, 3), 2, 1, 1, 2),
-                                  (1, 3, 40, 300, 7, (1, 1), 1, 0, 1, 1)], ids=["3x3", "grouped strided", "1x1"])
+                                  (1, 3, 40, 300, 7, (1, 1), 1, 0, 1, 1), (2, 9, 40, 3, 20, (7, 7), 2, 3, 1, 1),
+                                  (1, 8, 30, 36, 24, (4, 5), 1, (1, 0), 1, 1)],
+                         ids=["3x3", "grouped strided", "1x1", "wide stem", "kernel rows across reduction blocks"])
 def test_im2col_spans_gemm_blocks(case, dtype, rng):
     """Enough output pixels and reduction for several GEMM row blocks and reduction blocks, tiles that
-    cross image boundaries, partial tiles in both directions, 1 to 3 threads."""
+    cross image boundaries, partial tiles in both directions, 1 to 3 threads.  The last two have tiles
+    whose every window row lies inside (packed a kernel row at a time), beside tiles that cross the
+    left or right edge or the padded top and bottom rows; in the last, the reduction blocks (720 columns
+    in blocks of 240) start inside a kernel row of 180."""
     x, w, b, expected = _make(case, dtype, rng)
     for nt in (1, 2, 3):
         y = convkit.conv2d(x, w, b, case[6], case[7], case[8], case[9], algo="im2col", num_threads=nt)
