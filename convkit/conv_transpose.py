@@ -69,7 +69,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     if y.size == 0:
         return from_nhwc(y, layout)
     if algo == "direct":
-        _direct.conv_transpose2d_nhwc(xh, _direct.pack_weights(w, groups), bias, y, cout_g,
+        _direct.conv_transpose2d_nhwc(xh, _direct.pack_weights(w, groups, nt), bias, y, cout_g,
                                       stride[0], stride[1], padding[0], padding[1],
                                       dilation[0], dilation[1], nt)
     else:

@@ -5,8 +5,10 @@
 4x fewer for F(4,3).  The price is rounding: the transforms' constants (up to 8 and 1/24 in F(4,3)) grow
 the error; see the README's Winograd section for the measured figures and their test.
 
-The weights are transformed once per call (float64 arithmetic, cast to the dtype), or once per layer:
-:class:`WinogradWeight` keeps them, as ``convkit.nn.Conv2d(..., algo="winograd")`` does.
+The weights are transformed (in their dtype, in C) once per layer, when
+:class:`WinogradWeight` keeps them, as ``convkit.nn.Conv2d(..., algo="winograd")`` does, or, in a
+plain ``conv2d`` call, inside the call's work items, a block of output channels and a chunk of input
+channels at a time, never stored whole (see src/winograd.pyx).  Both give the same bits.
 """
 import numpy as np
 
@@ -50,9 +52,9 @@ def choose_tile(out_size):
 class WinogradWeight:
     """HWIO 3x3 weights with their Winograd transforms, computed on first use for each tile size and kept.
 
-    ``packed(m)`` is U = G g G^T (float64 arithmetic, rounded once to the weights' dtype; G for the
-    interpolation points 0, +-1, infinity (F(2,3)) or 0, +-1, +-2, infinity (F(4,3)), Lavin & Gray 2016,
-    in src/winograd_tile.h with B^T and A^T) packed for the kernel:
+    ``packed(m)`` is U = G g G^T (in the weights' dtype; G for the interpolation points 0, +-1, infinity
+    (F(2,3)) or 0, +-1, +-2, infinity (F(4,3)), Lavin & Gray 2016, in src/winograd_tile.h with B^T and
+    A^T) packed for the kernel:
     (A*A, blocks, Cin, lanes), A = m + 2, Cout zero-padded to whole blocks of ``lanes`` channels.  What
     ``convkit.nn.Conv2d(..., algo="winograd")`` keeps between calls; the weights must not change after.
     """
@@ -91,8 +93,9 @@ def _transform(w, m):
     return _wino.transform_weights(w, m, max(1, min(get_num_threads(), cin * cout // 4096)))
 
 
-def plan(n, out_size, cin, cout, m, itemsize, num_threads):
-    """(tiles per block, channel blocks per chunk, threads used) for one call.
+def plan(n, out_size, cin, cout, m, itemsize, num_threads, kept=False):
+    """(tiles per block, channel blocks per chunk, threads used) for one call, with the weights' transforms
+    ``kept`` or computed in the call (then each thread also holds a chunk of U).
 
     Tiles are shared evenly between blocks of at most MAX_TILE_BLOCK (a multiple of the micro-kernel's
     rows, ``_wino.tile_rows()``), a whole number of blocks per thread where there are few; with fewer
@@ -118,8 +121,10 @@ def plan(n, out_size, cin, cout, m, itemsize, num_threads):
     blocks = max(1, -(-tiles // block))
     chunk = -(-nblk // chunks)
 
+    u_chunk = 0 if kept else _wino.weight_chunk_len(m, np.float32 if itemsize == 4 else np.float64)
+
     def workspace(block, chunk, teams):
-        return teams * a2 * block * (cin_pad + chunk * lanes) * itemsize
+        return teams * (a2 * block * (cin_pad + chunk * lanes) + u_chunk) * itemsize
 
     teams = max(1, min(nt, blocks * -(-nblk // chunk)))
     while workspace(block, chunk, teams) > WORKSPACE_BYTES and block > rows:
@@ -135,25 +140,34 @@ def _round_up(n, m):
     return max(m, -(-n // m) * m)
 
 
-def workspace_bytes(n, out_size, cin, cout, itemsize, num_threads):
-    """Bytes of transformed tiles ``algo="winograd"`` holds at once for this call (not the weights)."""
+def workspace_bytes(n, out_size, cin, cout, itemsize, num_threads, kept=False):
+    """Bytes of transformed tiles ``algo="winograd"`` holds at once for this call, and of the chunks of
+    transformed weights unless they are ``kept`` (not the kept weights themselves)."""
     m = choose_tile(out_size)
-    block, chunk, teams = plan(n, out_size, cin, cout, m, itemsize, num_threads)
-    lanes = _wino.lanes(np.float32 if itemsize == 4 else np.float64)
+    block, chunk, teams = plan(n, out_size, cin, cout, m, itemsize, num_threads, kept)
+    dtype = np.float32 if itemsize == 4 else np.float64
+    lanes = _wino.lanes(dtype)
     cin_pad = -(-cin // lanes) * lanes
     chunk_width = min(chunk, -(-cout // lanes)) * lanes
-    return teams * (m + 2) ** 2 * block * (cin_pad + chunk_width) * itemsize
+    u_chunk = 0 if kept else _wino.weight_chunk_len(m, dtype)
+    return teams * ((m + 2) ** 2 * block * (cin_pad + chunk_width) + u_chunk) * itemsize
 
 
 def conv2d_winograd(x, weight, bias, act, pads, y, num_threads, m=None, residual=None):
     """y (N, Hout, Wout, Cout) = act(conv(x, weight) + bias + residual) for NHWC ``x`` and a
-    :class:`WinogradWeight`, with F(m, 3) (default :func:`choose_tile`); ``act`` from resolve_activation,
-    ``pads`` (t, b, l, r), ``residual`` None or a C-contiguous array of y's shape and dtype."""
+    :class:`WinogradWeight` (its transforms kept) or C-contiguous HWIO weights (transformed in the call's
+    work items), with F(m, 3) (default :func:`choose_tile`); ``act`` from resolve_activation, ``pads``
+    (t, b, l, r), ``residual`` None or a C-contiguous array of y's shape and dtype."""
     n, _, _, cin = x.shape
     _, hout, wout, cout = y.shape
     m = choose_tile((hout, wout)) if m is None else m
-    block, chunk, teams = plan(n, (hout, wout), cin, cout, m, x.itemsize, num_threads)
+    kept = isinstance(weight, WinogradWeight)
+    block, chunk, teams = plan(n, (hout, wout), cin, cout, m, x.itemsize, num_threads, kept)
     if y.size == 0:
+        return
+    if not kept:
+        _wino.conv2d_nhwc(x, None, bias, y, m, pads[0], pads[2], block, chunk, *act, teams,
+                          residual=residual, w=np.ascontiguousarray(weight))
         return
     u = weight.cached(m)
     fresh = u is None       # then the kernel's own threads transform the weights first, and u is kept

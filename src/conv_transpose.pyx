@@ -21,7 +21,7 @@ its input channels, produce its output channels).
 from cython cimport floating
 from cython.parallel cimport prange
 
-from checks cimport check_geometry, check_packed_blocks, check_size, optional_vector
+from checks cimport check_geometry, check_min, check_packed_blocks, check_size, optional_vector
 from microkernel cimport micro_tile
 from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
 
@@ -157,18 +157,46 @@ def conv_transpose2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :
                        cout_g, nblk, KH, KW, sh, sw, ph, pw, dh, dw, Hout, Wout)
 
 
-def pack_weights(w, Py_ssize_t groups):
+cdef void pack_into(const floating[:, :, :, ::1] w, floating[:, :, :, :, :, ::1] out, Py_ssize_t groups,
+                    int num_threads) noexcept nogil:
+    """out[g, b, i, j, ci, k] = w[i, j, b*B + k, g*cin_g + ci], zero past cout_g; one (g, b, i, j) panel per
+    work item, written sequentially."""
+    cdef Py_ssize_t KH = w.shape[0], KW = w.shape[1], cout_g = w.shape[2], Cin = w.shape[3]
+    cdef Py_ssize_t nblk = out.shape[1], cin_g = out.shape[4], B = out.shape[5]
+    cdef Py_ssize_t item, g, b, i, j, ci, k, nco
+    cdef floating* dst
+    for item in prange(groups * nblk * KH * KW, num_threads=num_threads, schedule="static"):
+        g = item // (nblk * KH * KW)
+        b = item // (KH * KW) % nblk
+        i = item // KW % KH
+        j = item % KW
+        nco = min(B, cout_g - b * B)
+        dst = &out[g, b, i, j, 0, 0]
+        for ci in range(cin_g):
+            for k in range(nco):
+                dst[ci * B + k] = w[i, j, b * B + k, g * cin_g + ci]
+            for k in range(nco, B):
+                dst[ci * B + k] = 0
+
+
+def pack_weights(w, Py_ssize_t groups, int num_threads=1):
     """NHWC transposed-conv weights (KH, KW, cout_g, G*cin_g) -> (G, blocks, KH, KW, cin_g, block).
 
-    [g, b, i, j, ci, k] = w[i, j, b*block + k, g*cin_g + ci], zero past cout_g.  Packed on every call:
-    one copy when cout_g fills the blocks (the zero-padding copy, when needed, doubled its cost).
+    [g, b, i, j, ci, k] = w[i, j, b*block + k, g*cin_g + ci], zero past cout_g.  Packed on every call, in
+    one pass by ``num_threads`` threads (NumPy's transposing copy took 4-5% of a 4x4/2 32x32x128 -> 64
+    layer).
     """
+    w = np.ascontiguousarray(w)
     KH, KW, cout_g, Cin = w.shape
+    check_min(groups, 1, "groups")
+    check_min(num_threads, 1, "num_threads")
+    check_size(Cin % groups, 0, "the weight's input channels modulo groups")
     B = block_width(w.dtype)
-    cin_g = Cin // groups
-    nblk = -(-cout_g // B)
-    w = w.reshape(KH, KW, cout_g, groups, cin_g)
-    if nblk * B != cout_g:
-        w = np.pad(w, [(0, 0), (0, 0), (0, nblk * B - cout_g), (0, 0), (0, 0)])
-    w = w.reshape(KH, KW, nblk, B, groups, cin_g)
-    return np.ascontiguousarray(w.transpose(4, 2, 0, 1, 5, 3))
+    out = np.empty((groups, -(-cout_g // B), KH, KW, Cin // groups, B), dtype=w.dtype)
+    if out.size == 0:
+        return out
+    if w.dtype == np.float32:
+        pack_into[float](w, out, groups, num_threads)
+    else:
+        pack_into[double](w, out, groups, num_threads)
+    return out

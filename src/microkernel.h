@@ -20,26 +20,26 @@
 #include <stddef.h>
 #include "simd.h"
 
-#define CK_DEFINE_TILE(NAME, T, VT, LANES)                                                  \
+#define CK_DEFINE_TILE(NAME, T, VT, LANES, ROWS)                                            \
 static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *acc)              \
 {                                                                                           \
-    VT a[CK_MR][2];                                                                         \
+    VT a[ROWS][2];                                                                          \
     _Pragma("GCC unroll 16")                                                                \
-    for (int r = 0; r < CK_MR; r++) {                                                       \
+    for (int r = 0; r < ROWS; r++) {                                                        \
         a[r][0] = *(const VT *)(acc + 2 * LANES * r);                                       \
         a[r][1] = *(const VT *)(acc + 2 * LANES * r + LANES);                               \
     }                                                                                       \
     for (ptrdiff_t ci = 0; ci < cin; ci++, w += 2 * LANES) {                                \
         VT w0 = *(const VT *)w, w1 = *(const VT *)(w + LANES);                              \
         _Pragma("GCC unroll 16")                                                            \
-        for (int r = 0; r < CK_MR; r++) {                                                   \
+        for (int r = 0; r < ROWS; r++) {                                                    \
             T v = xp[r][ci];                                                                \
             a[r][0] += v * w0;                                                              \
             a[r][1] += v * w1;                                                              \
         }                                                                                   \
     }                                                                                       \
     _Pragma("GCC unroll 16")                                                                \
-    for (int r = 0; r < CK_MR; r++) {                                                       \
+    for (int r = 0; r < ROWS; r++) {                                                        \
         *(VT *)(acc + 2 * LANES * r) = a[r][0];                                             \
         *(VT *)(acc + 2 * LANES * r + LANES) = a[r][1];                                     \
     }                                                                                       \
@@ -92,8 +92,24 @@ static inline void NAME(ptrdiff_t rows, ptrdiff_t kc, const T *a, const T *b, T 
         NAME##_short(kc, a, b, acc, dst, ldd);                                              \
 }
 
-CK_DEFINE_TILE(ck_tile_f32, float, ck_vf32, CK_LANES_F32)
-CK_DEFINE_TILE(ck_tile_f64, double, ck_vf64, CK_LANES_F64)
+/* The direct form for the first `rows` rows only (xp[rows..] are not read, acc's rows past them not
+ * touched): the full tile, or one of a third or two thirds of CK_MR rows, as the GEMM's edge panels. */
+#define CK_DEFINE_TILES(NAME, T, VT, LANES)                                                 \
+CK_DEFINE_TILE(NAME, T, VT, LANES, CK_MR)                                                   \
+CK_DEFINE_TILE(NAME##_mid, T, VT, LANES, CK_MR_MID)                                         \
+CK_DEFINE_TILE(NAME##_short, T, VT, LANES, CK_MR_SHORT)                                     \
+static inline void NAME##_rows(ptrdiff_t rows, const T *const *xp, const T *w, ptrdiff_t cin, T *acc) \
+{                                                                                           \
+    if (rows > CK_MR_MID)                                                                   \
+        NAME(xp, w, cin, acc);                                                              \
+    else if (rows > CK_MR_SHORT)                                                            \
+        NAME##_mid(xp, w, cin, acc);                                                        \
+    else                                                                                    \
+        NAME##_short(xp, w, cin, acc);                                                      \
+}
+
+CK_DEFINE_TILES(ck_tile_f32, float, ck_vf32, CK_LANES_F32)
+CK_DEFINE_TILES(ck_tile_f64, double, ck_vf64, CK_LANES_F64)
 CK_DEFINE_GEMM_TILES(ck_gemm_tile_f32, float, ck_vf32, CK_LANES_F32)
 CK_DEFINE_GEMM_TILES(ck_gemm_tile_f64, double, ck_vf64, CK_LANES_F64)
 

@@ -4,6 +4,9 @@ from cython cimport floating
 cdef extern from "microkernel.h" nogil:
     void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
     void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
+    void ck_tile_f32_rows(Py_ssize_t rows, const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
+    void ck_tile_f64_rows(Py_ssize_t rows, const double* const* xp, const double* w, Py_ssize_t cin,
+                          double* acc)
     void ck_gemm_tile_f32(Py_ssize_t rows, Py_ssize_t kc, const float* a, const float* b, float* acc,
                           const float* dst, Py_ssize_t ldd)
     void ck_gemm_tile_f64(Py_ssize_t rows, Py_ssize_t kc, const double* a, const double* b, double* acc,
@@ -17,6 +20,16 @@ cdef inline void micro_tile(const floating* const* xp, const floating* w, Py_ssi
         ck_tile_f32(xp, w, cin, acc)
     else:
         ck_tile_f64(xp, w, cin, acc)
+
+
+cdef inline void micro_tile_rows(Py_ssize_t rows, const floating* const* xp, const floating* w, Py_ssize_t cin,
+                                 floating* acc) noexcept nogil:
+    """micro_tile for the first ``rows`` rows only, on a tile of CK_MR, two thirds or a third of its rows
+    (the smallest that holds them): xp[rows:] may be unset; acc's rows past the tile's are untouched."""
+    if floating is float:
+        ck_tile_f32_rows(rows, xp, w, cin, acc)
+    else:
+        ck_tile_f64_rows(rows, xp, w, cin, acc)
 
 
 cdef inline void gemm_tile(Py_ssize_t rows, Py_ssize_t kc, const floating* a, const floating* b,

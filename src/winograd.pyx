@@ -11,9 +11,14 @@ The output is cut into m x m tiles (partial at the right and bottom edges).  Wor
 3. output transform of each tile and channel block, with bias and activation, stored to the pixels
    inside the image.
 
-U, the transformed weights, comes packed (A*A, channel blocks, Cin, block) from convkit/winograd.py.
+U, the transformed weights, comes packed (A*A, channel blocks, Cin, block) from convkit/winograd.py
+(weights kept between calls), or is computed in the item, for one block of output channels and
+CK_WINO_WEIGHT_CHUNK input channels at a time, from the HWIO weights (a call's own weights): U is then
+never stored whole (a 512 -> 512 layer's is 38 MB: writing it and reading it back cost more than the
+layer's products at batch 8).
 The workspace is V (A*A x tile_block x Cin padded to a block) plus M (A*A x tile_block x the chunk's
-channels) per thread; convkit/winograd.py picks the block sizes so it stays within its budget.
+channels) per thread, and the U chunk computed in the item; convkit/winograd.py picks the block sizes
+so that V and M stay within its budget.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
@@ -21,7 +26,7 @@ from libc.string cimport memset
 
 from activation cimport activate_span
 from checks cimport check_min, check_size, optional_image, optional_vector
-from microkernel cimport micro_tile
+from microkernel cimport micro_tile_rows
 from omp cimport omp_get_thread_num
 
 import numpy as np
@@ -38,6 +43,11 @@ cdef extern from "winograd_tile.h" nogil:
     void ck_wino_output_f32(int A, const float* mm, Py_ssize_t pos_stride, float* o)
     void ck_wino_output_f64(int A, const double* mm, Py_ssize_t pos_stride, double* o)
     enum: CK_WINO_WEIGHT_RUN
+    enum: CK_WINO_WEIGHT_CHUNK
+    void ck_wino_weight_f32(int A, const float* w, Py_ssize_t tap_stride, Py_ssize_t n, float* u,
+                            Py_ssize_t pos_stride)
+    void ck_wino_weight_f64(int A, const double* w, Py_ssize_t tap_stride, Py_ssize_t n, double* u,
+                            Py_ssize_t pos_stride)
     void ck_wino_weights_f32(int A, const float* w, Py_ssize_t tap_stride, Py_ssize_t ci_stride, int nci,
                              Py_ssize_t n, float* u, Py_ssize_t pos_stride)
     void ck_wino_weights_f64(int A, const double* w, Py_ssize_t tap_stride, Py_ssize_t ci_stride, int nci,
@@ -47,6 +57,11 @@ cdef extern from "winograd_tile.h" nogil:
 def lanes(dtype):
     """Channels per packed weight block (and per transform run) for ``dtype``."""
     return LANES_F32 if np.dtype(dtype) == np.float32 else LANES_F64
+
+
+def weight_chunk_len(int m, dtype):
+    """Elements of the U chunk each thread computes at once when the weights are transformed in the call."""
+    return (m + 2) ** 2 * chunk_pos_stride(LANES_F32 if np.dtype(dtype) == np.float32 else LANES_F64)
 
 
 def tile_rows():
@@ -77,23 +92,53 @@ cdef inline void weight_run(int A, const floating* w, Py_ssize_t tap_stride, Py_
         ck_wino_weights_f64(A, w, tap_stride, ci_stride, nci, n, u, pos_stride)
 
 
+cdef inline void weight_one(int A, const floating* w, Py_ssize_t tap_stride, Py_ssize_t n, floating* u,
+                            Py_ssize_t pos_stride) noexcept nogil:
+    if floating is float:
+        ck_wino_weight_f32(A, w, tap_stride, n, u, pos_stride)
+    else:
+        ck_wino_weight_f64(A, w, tap_stride, n, u, pos_stride)
+
+
+cdef inline Py_ssize_t chunk_pos_stride(Py_ssize_t B) noexcept nogil:
+    """Elements between positions in an item's U chunk: CK_WINO_WEIGHT_CHUNK rows of B, plus half a row
+    so that a channel's A*A stores are not a power of two apart (one cache set)."""
+    return CK_WINO_WEIGHT_CHUNK * B + B // 2
+
+
+cdef inline void position_gemm(const floating* vp, const floating* up, Py_ssize_t kc, floating* mp,
+                               Py_ssize_t nt, Py_ssize_t Cp, const floating* zeros) noexcept nogil:
+    """mp[t][0:B] += vp[t*Cp : t*Cp + kc] . up (kc rows of B) for the tiles t < nt of one position (the
+    last register tile cut to a third or two thirds of its rows where that holds the rest: 16 tiles, a
+    14x14 map's, take 12 + 4 rows rather than 24)."""
+    cdef Py_ssize_t B = LANES_F32 if floating is float else LANES_F64
+    cdef const floating* xp[CK_TILE_PIXELS]
+    cdef Py_ssize_t g, tg, r
+    for g in range((nt + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS):
+        tg = g * CK_TILE_PIXELS
+        for r in range(CK_TILE_PIXELS):
+            xp[r] = vp + (tg + r) * Cp if tg + r < nt else zeros
+        micro_tile_rows(nt - tg, xp, up, kc, mp + tg * B)
+
+
 cdef inline void wino_item(
-    const floating* x, const floating* u, const floating* bias, const floating* res, const floating* zeros,
-    floating* y, floating* v, floating* mbuf, int A, Py_ssize_t blk, Py_ssize_t chunk,
+    const floating* x, const floating* u, const floating* w, const floating* bias, const floating* res,
+    const floating* zeros, floating* y, floating* v, floating* mbuf, floating* ubuf, int A, Py_ssize_t blk, Py_ssize_t chunk,
     Py_ssize_t T, Py_ssize_t chunk_blocks, Py_ssize_t ntiles, Py_ssize_t tiles_w, Py_ssize_t tiles_img,
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Cp, Py_ssize_t Cout, Py_ssize_t nblk,
     Py_ssize_t Hout, Py_ssize_t Wout, Py_ssize_t pt, Py_ssize_t pl, int act, floating alpha,
 ) noexcept nogil:
-    """Tiles [blk*T, blk*T + T) x channel blocks [chunk*chunk_blocks, ...) of the output."""
+    """Tiles [blk*T, blk*T + T) x channel blocks [chunk*chunk_blocks, ...) of the output; U read from
+    ``u`` (packed), or, with ``u`` NULL, computed from the HWIO weights ``w`` a chunk at a time in ``ubuf``."""
     cdef Py_ssize_t B = LANES_F32 if floating is float else LANES_F64
     cdef int m = A - 2
     cdef Py_ssize_t P = A * A
     cdef const floating* d[CK_WINO_MAX_A * CK_WINO_MAX_A]
-    cdef const floating* xp[CK_TILE_PIXELS]
     cdef floating o[(CK_WINO_MAX_A - 2) * (CK_WINO_MAX_A - 2) * LANES_F32]
     cdef Py_ssize_t t0 = blk * T, nt = min(T, ntiles - t0)
     cdef Py_ssize_t b0 = chunk * chunk_blocks, nb = min(chunk_blocks, nblk - b0)
-    cdef Py_ssize_t t, g, tile, img, ty, tx, ih, iw, i, j, pos, bl, tg, r, co0, nco, oh, ow, off, c
+    cdef Py_ssize_t t, tile, img, ty, tx, ih, iw, i, j, pos, bl, co0, nco, oh, ow, off, c, k, ci0, kc
+    cdef Py_ssize_t ups = chunk_pos_stride(B)
     cdef floating* op
     # 1. input transform, V[pos][t][0:Cp]
     for t in range(nt):
@@ -112,14 +157,22 @@ cdef inline void wino_item(
         input_tile(A, d, C, v + t * Cp, T * Cp)
     # 2. one GEMM per position: M[pos][bl][t][0:B] = V[pos][t][:] . U[pos][b0 + bl][:][0:B]
     memset(mbuf, 0, P * nb * T * B * sizeof(floating))
-    for pos in range(P):
+    if u != NULL:
+        for pos in range(P):
+            for bl in range(nb):
+                position_gemm(v + pos * T * Cp, u + (pos * nblk + b0 + bl) * C * B, C,
+                              mbuf + (pos * nb + bl) * T * B, nt, Cp, zeros)
+    else:   # U of channel block b0 + bl, input channels [ci0, ci0 + kc), then its share of the products
         for bl in range(nb):
-            for g in range((nt + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS):
-                tg = g * CK_TILE_PIXELS
-                for r in range(CK_TILE_PIXELS):
-                    xp[r] = v + (pos * T + tg + r) * Cp if tg + r < nt else zeros
-                micro_tile(xp, u + (pos * nblk + b0 + bl) * C * B, C,
-                           mbuf + ((pos * nb + bl) * T + tg) * B)
+            co0 = (b0 + bl) * B
+            for k in range((C + CK_WINO_WEIGHT_CHUNK - 1) // CK_WINO_WEIGHT_CHUNK):
+                ci0 = k * CK_WINO_WEIGHT_CHUNK
+                kc = min(CK_WINO_WEIGHT_CHUNK, C - ci0)
+                for c in range(kc):
+                    weight_one(A, w + (ci0 + c) * Cout + co0, C * Cout, min(B, Cout - co0), ubuf + c * B, ups)
+                for pos in range(P):
+                    position_gemm(v + pos * T * Cp + ci0, ubuf + pos * ups, kc,
+                                  mbuf + (pos * nb + bl) * T * B, nt, Cp, zeros)
     # 3. output transform, bias and activation, stored inside the image
     for bl in range(nb):
         co0 = (b0 + bl) * B
@@ -163,28 +216,35 @@ cdef int check_tile(int m, int num_threads) except -1:
     return 0
 
 
-def conv2d_nhwc(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] u, bias,
+def conv2d_nhwc(const floating[:, :, :, ::1] x, u, bias,
                 floating[:, :, :, ::1] out, int m, Py_ssize_t pt, Py_ssize_t pl,
                 Py_ssize_t tile_block, Py_ssize_t chunk_blocks, int act, double alpha, int num_threads,
                 residual=None, w=None):
     """out (N, Hout, Wout, Cout) = act(winograd F(m, 3)(x (N, H, W, C), U) + bias + residual).
 
-    ``u``: transformed weights packed (A*A, ceil(Cout / lanes), C, lanes), A = m + 2; with the HWIO
-    weights ``w`` given, ``u`` is filled from them first, by the same thread team (a per-call transform
-    costs no second parallel region).  Work items are ``tile_block`` tiles (a multiple of the
-    micro-kernel's CK_TILE_PIXELS rows) x ``chunk_blocks`` channel blocks.
+    ``u``: transformed weights packed (A*A, ceil(Cout / lanes), C, lanes), A = m + 2, or None.  With the
+    HWIO weights ``w`` given too, ``u`` is filled from them first, by the same thread team (a per-call
+    transform costs no second parallel region); with ``w`` alone, each work item computes the U of its
+    channel blocks a chunk at a time and U is never stored whole.  Work items are ``tile_block`` tiles (a
+    multiple of the micro-kernel's CK_TILE_PIXELS rows) x ``chunk_blocks`` channel blocks.
     """
     cdef int A = m + 2
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], Cout = out.shape[3]
     cdef Py_ssize_t B = LANES_F32 if floating is float else LANES_F64
-    cdef Py_ssize_t nblk = u.shape[1], Cp = (C + B - 1) // B * B
+    cdef Py_ssize_t nblk = (Cout + B - 1) // B, Cp = (C + B - 1) // B * B
     cdef Py_ssize_t T = tile_block, tiles_w, tiles_img, ntiles, nblocks, nchunks, items, item, tid, wi
+    cdef floating[:, :, :, ::1] u_view
     check_tile(m, num_threads)
-    check_size(u.shape[0], A * A, "u's positions (A*A)")
-    check_size(u.shape[2], C, "u's input channels")
-    check_size(u.shape[3], B, "u's lanes")
-    check_min(nblk * B, Cout, "u's output channels (blocks * lanes)")
+    if u is None and w is None:
+        raise ValueError("expected the weights w or their transforms u, got neither")
+    if u is not None:
+        u_view = u
+        nblk = u_view.shape[1]
+        check_size(u_view.shape[0], A * A, "u's positions (A*A)")
+        check_size(u_view.shape[2], C, "u's input channels")
+        check_size(u_view.shape[3], B, "u's lanes")
+        check_min(nblk * B, Cout, "u's output channels (blocks * lanes)")
     check_min(T, CK_TILE_PIXELS, "tile_block")
     check_size(T % CK_TILE_PIXELS, 0, "tile_block modulo the micro-kernel's rows")
     check_min(chunk_blocks, 1, "chunk_blocks")
@@ -208,28 +268,34 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] u, bias,
     cdef floating[::1] zeros = np.zeros(max(Cp, 1), dtype=dtype)
     cdef floating[:, ::1] vbuf = np.empty((teams, max(A * A * T * Cp, 1)), dtype=dtype)
     cdef floating[:, ::1] mbuf = np.empty((teams, A * A * T * min(chunk_blocks, nblk) * B), dtype=dtype)
+    cdef floating[:, ::1] ubuf = np.empty((teams, weight_chunk_len(m, dtype) if u is None else 1), dtype=dtype)
     cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
-    cdef floating* up = &u[0, 0, 0, 0] if C > 0 else &zeros[0]    # no input channels: bias only
+    cdef floating* up = NULL
     cdef const floating[:, :, :, ::1] w_view
     cdef const floating* wp = NULL
     cdef Py_ssize_t fresh_items = 0
     if w is not None and C > 0:
         w_view = w
         wp = &w_view[0, 0, 0, 0]
-        fresh_items = transform_items(C, nblk)
+    if u is not None:
+        up = &u_view[0, 0, 0, 0] if C > 0 else &zeros[0]    # no input channels: bias only
+        if wp != NULL:
+            fresh_items = transform_items(C, nblk)
+    elif wp == NULL:
+        wp = &zeros[0]      # no input channels: no chunk of U is computed
     with nogil, parallel(num_threads=teams):
         for wi in prange(fresh_items, schedule="static"):
             transform_item(A, wp, C, Cout, nblk, up, wi)
         for item in prange(items, schedule="static"):
             tid = omp_get_thread_num()
-            wino_item(xp, up, bp, rp, &zeros[0], &out[0, 0, 0, 0], &vbuf[tid, 0], &mbuf[tid, 0],
-                      A, item // nchunks, item % nchunks, T, chunk_blocks, ntiles, tiles_w, tiles_img,
-                      H, W, C, Cp, Cout, nblk, Hout, Wout, pt, pl, act, <floating>alpha)
+            wino_item(xp, up, wp, bp, rp, &zeros[0], &out[0, 0, 0, 0], &vbuf[tid, 0], &mbuf[tid, 0],
+                      &ubuf[tid, 0], A, item // nchunks, item % nchunks, T, chunk_blocks, ntiles, tiles_w,
+                      tiles_img, H, W, C, Cp, Cout, nblk, Hout, Wout, pt, pl, act, <floating>alpha)
 
 
 def transform_weights(const floating[:, :, :, ::1] w, int m, int num_threads):
     """HWIO 3x3 weights (3, 3, Cin, Cout) -> U = G g G^T packed (A*A, ceil(Cout / lanes), Cin, lanes),
-    A = m + 2, computed in float64 and rounded once; output channels past Cout are zeros."""
+    A = m + 2, computed in the weights' dtype; output channels past Cout are zeros."""
     cdef int A = m + 2
     cdef Py_ssize_t C = w.shape[2], Cout = w.shape[3]
     cdef Py_ssize_t B = LANES_F32 if floating is float else LANES_F64

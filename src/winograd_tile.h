@@ -2,8 +2,8 @@
  *
  * A tile of A x A inputs (A = m + 2) becomes V = B^T d B, and A x A element-wise products M become the
  * m x m outputs Y = A^T M A (Lavin & Gray 2016).  F(4,3) uses the interpolation points 0, +-1, +-2 and
- * infinity, F(2,3) 0, +-1 and infinity.  The matching weight transform U = G g G^T is done once per
- * weight in float64 (convkit/winograd.py holds G).
+ * infinity, F(2,3) 0, +-1 and infinity.  The matching weight transform U = G g G^T (ck_wino_weight_*)
+ * is done in the weights' dtype, once per layer or inside each work item of a call (src/winograd.pyx).
  *
  * Each 1-D transform is straight-line arithmetic over L channel lanes (CK_WINO_LANES_F32/_F64: the width
  * of the micro-kernel's block of output channels), so the compiler vectorises it over channels: NHWC keeps
@@ -20,31 +20,57 @@
 
 #define CK_WINO_MAX_A 6
 #define CK_WINO_WEIGHT_RUN 8       /* input channels per weight-transform work item */
+#define CK_WINO_WEIGHT_CHUNK 64    /* input channels of U a work item computes at once (a per-call transform) */
 
-/* o[k*os] = (G e)[k], k < A, for the 3 values e[k*is], each a run of L lanes (float64): G of F(2,3)
- * (A = 4) or F(4,3) (A = 6), Lavin & Gray's, written out. */
-static inline void ck_wino_g_f64(int A, const double *e, ptrdiff_t is, double *o, ptrdiff_t os, int L)
-{
-    for (int l = 0; l < L; l++) {
-        double g0 = e[l], g1 = e[is + l], g2 = e[2 * is + l];
-        if (A == 4) {                          /* rows (1 0 0) (1/2 1/2 1/2) (1/2 -1/2 1/2) (0 0 1) */
-            double s = 0.5 * (g0 + g2);
-            o[l] = g0;
-            o[os + l] = s + 0.5 * g1;
-            o[2 * os + l] = s - 0.5 * g1;
-            o[3 * os + l] = g2;
-        } else {                               /* (1/4 0 0) -(1/6)(1 +-1 1) (1/24 +-1/12 1/6) (0 0 1) */
-            const double sixth = 1. / 6, twelfth = 1. / 12, tw4th = 1. / 24;  /* no divisions */
-            double s = -(g0 + g2) * sixth, t = g0 * tw4th + g2 * sixth;
-            o[l] = 0.25 * g0;
-            o[os + l] = s - g1 * sixth;
-            o[2 * os + l] = s + g1 * sixth;
-            o[3 * os + l] = t + g1 * twelfth;
-            o[4 * os + l] = t - g1 * twelfth;
-            o[5 * os + l] = g2;
-        }
-    }
+/* o[k*os] = (G e)[k], k < A, for the 3 values e[k*is], each a run of L lanes, in the weights' dtype T:
+ * G of F(2,3) (A = 4) or F(4,3) (A = 6), Lavin & Gray's, written out; then out (A x A positions x L
+ * lanes) = G g G^T for the 3 x 3 taps g = in (9 x L lanes).  One function per A, so that with L a
+ * constant each lane loop is a few vector operations.  (In float64 for float32 weights, the conversions
+ * took as long as the arithmetic: a fifth of a per-call 7x7x512 batch-8 layer.) */
+#define CK_WINO_DEFINE_G(SUF, T)                                                                   \
+static inline void ck_wino_g4_##SUF(const T *e, ptrdiff_t is, T *o, ptrdiff_t os, int L)           \
+{                                                                                                  \
+    for (int l = 0; l < L; l++) {         /* rows (1 0 0) (1/2 1/2 1/2) (1/2 -1/2 1/2) (0 0 1) */   \
+        T g0 = e[l], g1 = e[is + l], g2 = e[2 * is + l];                                           \
+        T s = (T)0.5 * (g0 + g2);                                                                  \
+        o[l] = g0;                                                                                 \
+        o[os + l] = s + (T)0.5 * g1;                                                               \
+        o[2 * os + l] = s - (T)0.5 * g1;                                                           \
+        o[3 * os + l] = g2;                                                                        \
+    }                                                                                              \
+}                                                                                                  \
+static inline void ck_wino_g6_##SUF(const T *e, ptrdiff_t is, T *o, ptrdiff_t os, int L)           \
+{                                                                                                  \
+    const T sixth = (T)(1. / 6), twelfth = (T)(1. / 12), tw4th = (T)(1. / 24);  /* no divisions */ \
+    for (int l = 0; l < L; l++) {         /* (1/4 0 0) -(1/6)(1 +-1 1) (1/24 +-1/12 1/6) (0 0 1) */ \
+        T g0 = e[l], g1 = e[is + l], g2 = e[2 * is + l];                                           \
+        T s = -(g0 + g2) * sixth, t = g0 * tw4th + g2 * sixth;                                     \
+        o[l] = (T)0.25 * g0;                                                                       \
+        o[os + l] = s - g1 * sixth;                                                                \
+        o[2 * os + l] = s + g1 * sixth;                                                            \
+        o[3 * os + l] = t + g1 * twelfth;                                                          \
+        o[4 * os + l] = t - g1 * twelfth;                                                          \
+        o[5 * os + l] = g2;                                                                        \
+    }                                                                                              \
+}                                                                                                  \
+static inline __attribute__((always_inline)) void ck_wino_ggt_##SUF(int A, const T *in, T *out, int L) \
+{                                                                                                  \
+    T tmp[CK_WINO_MAX_A * 3 * CK_WINO_LANES_F32];                                                  \
+    if (A == 6) {                                                                                  \
+        for (int c = 0; c < 3; c++)       /* columns: tmp (A x 3) = G g */                         \
+            ck_wino_g6_##SUF(in + c * L, 3 * L, tmp + c * L, 3 * L, L);                            \
+        for (int i = 0; i < 6; i++)       /* rows: U = tmp G^T */                                  \
+            ck_wino_g6_##SUF(tmp + i * 3 * L, L, out + i * 6 * L, L, L);                           \
+    } else {                                                                                       \
+        for (int c = 0; c < 3; c++)                                                                \
+            ck_wino_g4_##SUF(in + c * L, 3 * L, tmp + c * L, 3 * L, L);                            \
+        for (int i = 0; i < 4; i++)                                                                \
+            ck_wino_g4_##SUF(tmp + i * 3 * L, L, out + i * 4 * L, L, L);                           \
+    }                                                                                              \
 }
+
+CK_WINO_DEFINE_G(f32, float)
+CK_WINO_DEFINE_G(f64, double)
 
 /* o[k*os] = (B^T e)[k] for the A values e[k*is], k < A, each a run of L lanes. */
 #define CK_WINO_DEFINE(SUF, T, L)                                                              \
@@ -133,24 +159,35 @@ static inline void ck_wino_output_##SUF(int A, const T *mm, ptrdiff_t pos_stride
         else ck_wino_at4_##SUF(tmp + i * A * L, L, o + i * m * L, L);                          \
     }                                                                                          \
 }                                                                                              \
-/* Weight transform of one input channel and one block of n <= L output channels, in float64:        \
+/* Weight transform of one input channel and one block of n <= L output channels:                      \
  * g(k, l) at w + (k*3 + l)*tap_stride (HWIO: tap_stride = Cin*Cout), U(i, j) = (G g G^T)(i, j) stored \
- * at u + (i*A + j)*pos_stride; lanes n..L get zeros. */                                              \
+ * at u + (i*A + j)*pos_stride; lanes n..L get zeros.  Inlined once per A, so that every loop has      \
+ * constant bounds and is plain vector code (with A a variable GCC gathered the stores). */             \
+static inline __attribute__((always_inline)) void ck_wino_weight_a_##SUF(                      \
+    const int A, const T *w, ptrdiff_t tap_stride, ptrdiff_t n, T *u, ptrdiff_t pos_stride)    \
+{                                                                                              \
+    T in[9 * L], out[CK_WINO_MAX_A * CK_WINO_MAX_A * L];                                       \
+    if (n == L) {                                                                              \
+        for (int t = 0; t < 9; t++)                                                            \
+            for (int l = 0; l < L; l++)                                                        \
+                in[t * L + l] = w[t * tap_stride + l];                                         \
+    } else {                                                                                   \
+        for (int t = 0; t < 9; t++)                                                            \
+            for (int l = 0; l < L; l++)                                                        \
+                in[t * L + l] = l < n ? w[t * tap_stride + l] : 0;                             \
+    }                                                                                          \
+    ck_wino_ggt_##SUF(A, in, out, L);                                                          \
+    for (int p = 0; p < A * A; p++)                                                            \
+        for (int l = 0; l < L; l++)                                                            \
+            u[p * pos_stride + l] = out[p * L + l];                                            \
+}                                                                                              \
 static inline void ck_wino_weight_##SUF(int A, const T *w, ptrdiff_t tap_stride, ptrdiff_t n, T *u,   \
                                         ptrdiff_t pos_stride)                                          \
 {                                                                                              \
-    double in[9 * L], tmp[CK_WINO_MAX_A * 3 * L], out[CK_WINO_MAX_A * L];                      \
-    for (int t = 0; t < 9; t++)                                                                \
-        for (int l = 0; l < L; l++)                                                            \
-            in[t * L + l] = l < n ? (double)w[t * tap_stride + l] : 0.0;                       \
-    for (int c = 0; c < 3; c++)                /* columns: tmp (A x 3) = G g */                \
-        ck_wino_g_f64(A, in + c * L, 3 * L, tmp + c * L, 3 * L, L);                            \
-    for (int i = 0; i < A; i++) {              /* rows: U = tmp G^T */                         \
-        ck_wino_g_f64(A, tmp + i * 3 * L, L, out, L, L);                                       \
-        for (int j = 0; j < A; j++)                                                            \
-            for (int l = 0; l < L; l++)                                                        \
-                u[(i * A + j) * pos_stride + l] = (T)out[j * L + l];                           \
-    }                                                                                          \
+    if (A == 6)                                                                                \
+        ck_wino_weight_a_##SUF(6, w, tap_stride, n, u, pos_stride);                            \
+    else                                                                                       \
+        ck_wino_weight_a_##SUF(4, w, tap_stride, n, u, pos_stride);                            \
 }                                                                                              \
 /* Weight transforms of nci <= CK_WINO_WEIGHT_RUN consecutive input channels (w + c*ci_stride) for one \
  * block of n <= L output channels, whose runs of U are adjacent: each position's nci runs are stored \

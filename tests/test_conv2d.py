@@ -172,6 +172,37 @@ def test_auto_rule():
     assert _auto((3, 3), (1, 1), pad1, 512, (7, 7), 512, 512) == "direct"           # depthwise
 
 
+def test_auto_rule_winograd_for_float32_only():
+    """Winograd (weights transformed in the call) on float32 3x3 stride-1 layers with 32+ channels and 16+
+    output tiles; float64, other geometry, few channels or few tiles keep the exact algorithms."""
+    pad1 = (1, 1, 1, 1)
+
+    def auto(out_size, cin, cout, batch=1, dtype=np.float32, stride=(1, 1), dilation=(1, 1), kernel=(3, 3)):
+        return choose_algorithm(kernel, stride, pad1, 1, out_size, in_channels=cin, out_channels=cout,
+                                batch=batch, num_threads=2, dilation=dilation, dtype=dtype)
+    assert auto((14, 14), 256, 256) == "winograd"            # 16 tiles of F(4,3)
+    assert auto((7, 7), 512, 512, batch=8) == "winograd"      # 32 tiles
+    assert auto((56, 56), 64, 64) == "winograd"
+    assert auto((7, 7), 512, 512) == "im2col"                 # 4 tiles
+    assert auto((14, 14), 256, 256, dtype=np.float64) == "im2col"
+    assert auto((56, 56), 64, 64, dtype=None) == "direct"
+    assert auto((224, 224), 3, 64) == "direct"                # 3 input channels
+    assert auto((112, 112), 64, 16) == "direct"               # 16 output channels
+    assert auto((28, 28), 64, 64, stride=(2, 2)) == "direct"
+    assert auto((56, 56), 64, 64, dilation=(2, 2)) == "direct"
+    assert auto((56, 56), 64, 64, kernel=(5, 5)) == "direct"
+
+
+def test_auto_runs_winograd_where_chosen(rng):
+    """conv2d(algo="auto") on a layer the rule gives Winograd: Winograd's bits, within its float32 bound."""
+    x = rng.standard_normal((1, 16, 16, 32)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 32, 40)) * np.sqrt(2 / (9 * 32))).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    y = convkit.conv2d(x, w, b, padding=1)
+    np.testing.assert_array_equal(y, convkit.conv2d(x, w, b, padding=1, algo="winograd"))
+    assert_close(y, conv2d_ref(x, w, b, (1, 1), (1, 1, 1, 1)), np.float32, tolerance=5e-5)
+
+
 def test_auto_rule_counts_pixels_per_thread():
     """3x3 14x14x256: 3009 weights per output pixel on one thread (direct), twice that per thread on two
     (im2col); batch 8 brings it back under the threshold."""

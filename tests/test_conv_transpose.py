@@ -212,3 +212,17 @@ def test_bad_weight():
         convkit.conv_transpose2d(x.astype(np.int32), w)
     with pytest.raises(ValueError, match="x"):
         convkit.conv_transpose2d(x[0], w)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cout_g, groups", [(40, 3), (64, 1), (5, 2)])
+def test_pack_weights_layout(dtype, cout_g, groups, rng):
+    """[g, b, i, j, ci, k] = w[i, j, b*block + k, g*cin_g + ci], zeros past cout_g, at 1 and 2 threads."""
+    w = rng.standard_normal((3, 2, cout_g, 4 * groups)).astype(dtype)
+    block = _tconv_kernel.block_width(dtype)
+    nblk = -(-cout_g // block)
+    padded = np.zeros((3, 2, nblk * block, 4 * groups), dtype)
+    padded[:, :, :cout_g] = w
+    expected = padded.reshape(3, 2, nblk, block, groups, 4).transpose(4, 2, 0, 1, 5, 3)
+    for threads in (1, 2):
+        np.testing.assert_array_equal(_tconv_kernel.pack_weights(w, groups, threads), expected)

@@ -259,8 +259,9 @@ def test_weights_are_one_graph_key_not_copied_into_each_task(client):
     weight_keys = set.intersection(*(set(d for d in deps[k] if str(d[0]).startswith("rechunk"))
                                      for k in conv_keys))
     assert len(conv_keys) == 16 and len(weight_keys) == 1
-    np.testing.assert_allclose(run(client, y)[0], convkit.conv2d(x.compute(), weight, None, 1, 1), rtol=1e-5,
-                               atol=1e-4)
+    # algo="direct": the whole map has enough tiles for auto's Winograd, its 4-row chunks do not
+    np.testing.assert_allclose(run(client, y)[0], convkit.conv2d(x.compute(), weight, None, 1, 1, algo="direct"),
+                               rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])

@@ -66,16 +66,18 @@ def test_matches_reference(case, dtype, layout, rng):
                                                   else expected.shape[2:])
 
 
+@pytest.mark.parametrize("kept", [False, True])
 @pytest.mark.parametrize("m", [2, 4])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_both_tiles_on_every_shape(m, dtype, rng):
-    """F(2,3) and F(4,3) each, whatever choose_tile would pick, through the kernel entry point."""
+def test_both_tiles_on_every_shape(kept, m, dtype, rng):
+    """F(2,3) and F(4,3) each, whatever choose_tile would pick, through the kernel entry point, with the
+    weights transformed in the call or kept."""
     for case in CASES:
         x, w, b, expected = _make(case, dtype, rng)
         n, h, wid, _, cout, padding = case
         pads = pads_of(padding, (h, wid), 3, 1, 1)
         y = np.empty(expected.shape, dtype)
-        winograd.conv2d_winograd(x, winograd.WinogradWeight(w), b, (0, 0.0), pads, y, 2, m)
+        winograd.conv2d_winograd(x, winograd.WinogradWeight(w) if kept else w, b, (0, 0.0), pads, y, 2, m)
         assert _relative_error(y, expected) <= BOUND[dtype, m], case
 
 
@@ -91,6 +93,31 @@ def test_weights_transformed_in_the_call_or_beforehand_agree(m, rng):
         winograd.conv2d_winograd(x, weight, b, (0, 0.0), (1, 1, 1, 1), ys[-1], 2, m)
     np.testing.assert_array_equal(ys[0], ys[1])
     np.testing.assert_array_equal(fresh.cached(m), kept.packed(m))
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cin, cout", [(1, 1), (63, 17), (64, 64), (130, 33)])
+def test_weights_transformed_in_the_items_or_kept_agree(m, dtype, cin, cout, rng):
+    """A call's own weights are transformed inside its work items, a block of output channels times a
+    chunk of input channels at a time (130 = 64 + 64 + 2); kept weights are read packed: the same bits,
+    at every thread count (blocks and chunks change with it), within the declared bound."""
+    x, w, b, expected = _make((2, 9, 10, cin, cout, 1), dtype, rng)
+    ys = {}
+    for kind, weight in (("call", w), ("kept", winograd.WinogradWeight(w))):
+        for threads in (1, 2, 3):
+            ys[kind, threads] = np.empty(expected.shape, dtype)
+            winograd.conv2d_winograd(x, weight, b, (0, 0.0), (1, 1, 1, 1), ys[kind, threads], threads, m)
+    for y in ys.values():
+        np.testing.assert_array_equal(y, ys["kept", 1])
+    assert _relative_error(ys["call", 2], expected) <= BOUND[dtype, m]
+
+
+def test_kernel_needs_weights_or_transforms(rng):
+    x = rng.standard_normal((1, 6, 6, 3)).astype(np.float32)
+    y = np.empty((1, 6, 6, 4), np.float32)
+    with pytest.raises(ValueError, match="expected the weights w or their transforms u, got neither"):
+        _wino.conv2d_nhwc(x, None, None, y, 4, 1, 1, _wino.tile_rows(), 1, 0, 0.0, 1)
 
 
 @pytest.mark.parametrize("batch", [0, 1, 3])
@@ -149,10 +176,11 @@ def test_small_workspace_forces_blocks_and_chunks(rng, monkeypatch):
 @pytest.mark.parametrize("n", [1, 8, 64, 256])
 @pytest.mark.parametrize("channels", [3, 64, 512, 2048])
 @pytest.mark.parametrize("threads", [1, 2, 16])
-def test_workspace_is_bounded(n, channels, threads):
+@pytest.mark.parametrize("kept", [False, True])
+def test_workspace_is_bounded(n, channels, threads, kept):
     for size in [(7, 7), (56, 56), (224, 224)]:
         for itemsize in (4, 8):
-            assert winograd.workspace_bytes(n, size, channels, channels, itemsize, threads) \
+            assert winograd.workspace_bytes(n, size, channels, channels, itemsize, threads, kept) \
                 <= winograd.WORKSPACE_BYTES
 
 

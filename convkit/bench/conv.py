@@ -47,7 +47,8 @@ def layer_case(name, n, h, w, cin, cout, k, stride, padding, dilation, groups, s
         x, wt = from_nhwc(x_nhwc, config.layout), conv_weight_from_hwio(w_hwio, config.layout)
         itemsize = np.dtype(config.dtype).itemsize
         auto = choose_algorithm((k, k), (sh, sw), pads, groups, (hout, wout), in_channels=cin,
-                                out_channels=cout, batch=n, num_threads=config.threads)
+                                out_channels=cout, batch=n, num_threads=config.threads, dilation=(dh, dw),
+                                dtype=config.dtype)
         workspace = {
             "direct": direct_workspace_bytes((n, h, w, cin), (k, k), (dh, dw), groups, cout,
                                              config.threads, config.dtype),

@@ -2,8 +2,8 @@
 
 ``winograd`` is ``conv2d(..., algo="winograd")`` as a user calls it (weights transformed in the call);
 ``winograd kept`` is what ``convkit.nn.Conv2d(..., algo="winograd")`` runs (weights transformed once).
-The workspace column is the transformed tiles' (bounded by convkit.winograd.WORKSPACE_BYTES), not the
-transformed weights'.
+The workspace column is the transformed tiles' and, per call, the chunks of transformed weights each
+thread computes at a time (bounded by convkit.winograd.WORKSPACE_BYTES), not the kept weights'.
 """
 import numpy as np
 
@@ -25,6 +25,8 @@ LAYERS = [
     ("3x3 14x14x256 b1", 1, 14, 256),
     ("3x3 7x7x512 b1", 1, 7, 512),
     ("3x3 56x56x64 b8", 8, 56, 64),
+    ("3x3 14x14x256 b8", 8, 14, 256),
+    ("3x3 7x7x512 b8", 8, 7, 512),
 ]
 QUICK_LAYERS = [0, 2]
 
@@ -36,14 +38,15 @@ def winograd_case(name, n, size, c):
         w_hwio = (rng.standard_normal((3, 3, c, c)) * np.sqrt(2 / (9 * c))).astype(config.dtype)
         x, wt = from_nhwc(x_nhwc, config.layout), conv_weight_from_hwio(w_hwio, config.layout)
         kept = winograd.WinogradWeight(w_hwio)
-        workspace = winograd.workspace_bytes(n, (size, size), c, c, np.dtype(config.dtype).itemsize,
-                                             config.threads)
+        itemsize = np.dtype(config.dtype).itemsize
+        workspace, kept_workspace = (winograd.workspace_bytes(n, (size, size), c, c, itemsize, config.threads,
+                                                              keep) for keep in (False, True))
         cands = [Candidate("direct", lambda: convkit.conv2d(x, wt, padding=1, layout=config.layout,
                                                             algo="direct")),
                  Candidate("winograd", lambda: convkit.conv2d(x, wt, padding=1, layout=config.layout,
                                                               algo="winograd"), workspace_bytes=workspace),
                  Candidate("winograd kept", lambda: winograd.conv2d_transformed(x_nhwc, kept, padding=1),
-                           workspace_bytes=workspace)]
+                           workspace_bytes=kept_workspace)]
         torch = torch_module()
         if torch is not None:
             xt, wtt = to_torch(x_nhwc, "NHWC"), torch_conv_weight(w_hwio)

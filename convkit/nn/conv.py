@@ -210,7 +210,8 @@ class _BoundConv2d:
                                                              c.padding, c.dilation)
             algo = c.algo if c.algo != "auto" else choose_algorithm(
                 c.kernel_size, stride, pads, c.groups, out_size, in_channels=c.in_channels,
-                out_channels=c.out_channels, batch=x.shape[0], num_threads=nt)
+                out_channels=c.out_channels, batch=x.shape[0], num_threads=nt, dilation=dilation,
+                dtype=x.dtype)
             if algo not in self._prepared:
                 self._prepared[algo] = prepare_weights(self.weight, c.groups, algo)
             plan = self._plans[x.shape, nt] = ((x.shape[0], *out_size, c.out_channels), stride, pads,
