@@ -21,21 +21,21 @@ from simd cimport CK_DW_ACC_LEN, CK_DW_PIXELS, tile_width
 import numpy as np
 
 cdef extern from "depthwise_tile.h" nogil:
-    void dw_tile_f32(const float* x, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col, Py_ssize_t nkh,
-                     Py_ssize_t KW, const float* w, Py_ssize_t C, const float* bias, float* out,
-                     Py_ssize_t ostep)
-    void dw_tile_f64(const double* x, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col, Py_ssize_t nkh,
-                     Py_ssize_t KW, const double* w, Py_ssize_t C, const double* bias, double* out,
-                     Py_ssize_t ostep)
-    void dw_half_tile_f32(const float* x, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col,
+    void dw_tile_f32(const float* x, Py_ssize_t npx, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col,
+                     Py_ssize_t nkh, Py_ssize_t KW, const float* w, Py_ssize_t C, const float* bias,
+                     float* out, Py_ssize_t ostep)
+    void dw_tile_f64(const double* x, Py_ssize_t npx, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col,
+                     Py_ssize_t nkh, Py_ssize_t KW, const double* w, Py_ssize_t C, const double* bias,
+                     double* out, Py_ssize_t ostep)
+    void dw_half_tile_f32(const float* x, Py_ssize_t npx, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col,
                           Py_ssize_t nkh, Py_ssize_t KW, const float* w, Py_ssize_t C,
                           const float* bias, float* out, Py_ssize_t ostep)
-    void dw_half_tile_f64(const double* x, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col,
+    void dw_half_tile_f64(const double* x, Py_ssize_t npx, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col,
                           Py_ssize_t nkh, Py_ssize_t KW, const double* w, Py_ssize_t C,
                           const double* bias, double* out, Py_ssize_t ostep)
 
 cdef enum:
-    PIXELS = CK_DW_PIXELS  # output pixels per register tile (the general tile below has four rows)
+    PIXELS = CK_DW_PIXELS  # output pixels per tile (a multiple of the general tile's four rows)
 
 
 cdef inline void store(floating* d, const floating* a, Py_ssize_t nc, Py_ssize_t M) noexcept nogil:
@@ -123,63 +123,68 @@ cdef inline void dw_pixel(
 
 
 cdef inline void vector_tile(
-    bint half, const floating* x, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col, Py_ssize_t nkh,
-    Py_ssize_t KW, const floating* w, Py_ssize_t C, const floating* bias, floating* out,
+    bint half, const floating* x, Py_ssize_t npx, Py_ssize_t step, Py_ssize_t row, Py_ssize_t col,
+    Py_ssize_t nkh, Py_ssize_t KW, const floating* w, Py_ssize_t C, const floating* bias, floating* out,
 ) noexcept nogil:
-    """depthwise_tile.h's tile for one whole block (two vectors) or, ``half``, one vector of channels."""
+    """depthwise_tile.h's tile of ``npx`` pixels for one whole block (two vectors) or, ``half``, one vector
+    of channels."""
     if floating is float:
         if half:
-            dw_half_tile_f32(x, step, row, col, nkh, KW, w, C, bias, out, C)
+            dw_half_tile_f32(x, npx, step, row, col, nkh, KW, w, C, bias, out, C)
         else:
-            dw_tile_f32(x, step, row, col, nkh, KW, w, C, bias, out, C)
+            dw_tile_f32(x, npx, step, row, col, nkh, KW, w, C, bias, out, C)
     else:
         if half:
-            dw_half_tile_f64(x, step, row, col, nkh, KW, w, C, bias, out, C)
+            dw_half_tile_f64(x, npx, step, row, col, nkh, KW, w, C, bias, out, C)
         else:
-            dw_tile_f64(x, step, row, col, nkh, KW, w, C, bias, out, C)
+            dw_tile_f64(x, npx, step, row, col, nkh, KW, w, C, bias, out, C)
 
 
 cdef inline void dw_block(
     const floating* x, const floating* w, const floating* bias, floating* out,
-    Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t ow, bint tile, Py_ssize_t ih0, Py_ssize_t kh0, Py_ssize_t kh1,
-    Py_ssize_t W, Py_ssize_t C, Py_ssize_t M, Py_ssize_t KW,
+    Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t ow, Py_ssize_t npx, Py_ssize_t ih0, Py_ssize_t kh0,
+    Py_ssize_t kh1, Py_ssize_t W, Py_ssize_t C, Py_ssize_t M, Py_ssize_t KW,
     Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
 ) noexcept nogil:
-    """Channels c0:c0+nc of one interior tile (``tile``) or one pixel at output column ``ow``.
+    """Channels c0:c0+nc of an interior tile of ``npx`` pixels (PIXELS or 4) from output column ``ow``,
+    or of the one pixel there (``npx`` 0).
 
     A whole or half block (``nc`` a literal once inlined) of a multiplier-1 tile (contiguous output) goes
     to ``depthwise_tile.h``; other tiles to the general :func:`dw_tile`; pixels to :func:`dw_pixel`.
     """
     cdef Py_ssize_t B = tile_width(floating is float)
-    if tile and M == 1 and (nc == B or nc == B // 2):
-        vector_tile(nc != B, x + ((ih0 + kh0 * dh) * W + ow * sw - pl) * C + c0, sw * C, dh * W * C,
+    cdef Py_ssize_t q
+    if npx and M == 1 and (nc == B or nc == B // 2):
+        vector_tile(nc != B, x + ((ih0 + kh0 * dh) * W + ow * sw - pl) * C + c0, npx, sw * C, dh * W * C,
                     dw * C, kh1 - kh0, KW, w + kh0 * KW * C + c0, C, bias + c0, out + ow * C + c0)
-    elif tile:
-        dw_tile(x + c0, w + c0, bias + c0, out + c0 * M, ow, nc, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
+    elif npx:
+        for q in range(0, npx, 4):
+            dw_tile(x + c0, w + c0, bias + c0, out + c0 * M, ow + q, nc, ih0, kh0, kh1, W, C, M, KW, sw, pl,
+                    dh, dw)
     else:
         dw_pixel(x + c0, w + c0, bias + c0, out + c0 * M, ow, nc, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
 
 
 cdef inline void dw_channels(
     const floating* x, const floating* w, const floating* bias, floating* out,
-    Py_ssize_t ow, bint tile, Py_ssize_t ih0, Py_ssize_t kh0, Py_ssize_t kh1,
+    Py_ssize_t ow, Py_ssize_t npx, Py_ssize_t ih0, Py_ssize_t kh0, Py_ssize_t kh1,
     Py_ssize_t W, Py_ssize_t C, Py_ssize_t M, Py_ssize_t KW,
     Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
 ) noexcept nogil:
-    """Every channel of one interior tile (``tile``) or one pixel at output column ``ow``: whole blocks,
-    then a half block (one vector) when C leaves one, then the rest.  The half block matters with 512-bit
-    vectors (blocks of 32 float32): MobileNet's 144 channels leave 16, which the general tile took 1.3x
-    slower than the vector tile (3x3 56x56x144, 1 thread, Zen 4)."""
+    """Every channel of an interior tile of ``npx`` pixels, or of one pixel (``npx`` 0), at output column
+    ``ow``: whole blocks, then a half block (one vector) when C leaves one, then the rest.  The half block
+    matters with 512-bit vectors (blocks of 32 float32): MobileNet's 144 channels leave 16, which the
+    general tile took 1.3x slower than the vector tile (3x3 56x56x144, 1 thread, Zen 4)."""
     cdef Py_ssize_t B = tile_width(floating is float)
     cdef Py_ssize_t c0 = 0
     while c0 + B <= C:
-        dw_block(x, w, bias, out, c0, B, ow, tile, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
+        dw_block(x, w, bias, out, c0, B, ow, npx, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
         c0 += B
     if c0 + B // 2 <= C:
-        dw_block(x, w, bias, out, c0, B // 2, ow, tile, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
+        dw_block(x, w, bias, out, c0, B // 2, ow, npx, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
         c0 += B // 2
     if c0 < C:
-        dw_block(x, w, bias, out, c0, C - c0, ow, tile, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
+        dw_block(x, w, bias, out, c0, C - c0, ow, npx, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
 
 
 cdef inline void dw_row(
@@ -189,7 +194,8 @@ cdef inline void dw_row(
     Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Wout,
 ) noexcept nogil:
     """Output row ``oh`` of one image for one multiplier: ``x`` is the image, ``w``/``bias`` the
-    multiplier's (KH, KW, C)/(C,) weights, ``out`` its first output channel in the row."""
+    multiplier's (KH, KW, C)/(C,) weights, ``out`` its first output channel in the row.  The interior
+    goes in tiles of PIXELS, then one of 4 if that many are left (7x7 maps have 5 interior columns)."""
     cdef Py_ssize_t ih0 = oh * sh - pt
     # Taps kh0..kh1-1 read rows inside the image: 0 <= ih0 + kh*dh < H.
     cdef Py_ssize_t kh0 = 0 if ih0 >= 0 else (-ih0 + dh - 1) // dh
@@ -200,13 +206,16 @@ cdef inline void dw_row(
     cdef Py_ssize_t ow_b = max(min(span // sw + 1, Wout), ow_a) if span >= 0 else ow_a
     cdef Py_ssize_t ow = 0
     while ow < ow_a:
-        dw_channels(x, w, bias, out, ow, False, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
+        dw_channels(x, w, bias, out, ow, 0, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
         ow += 1
     while ow + PIXELS <= ow_b:
-        dw_channels(x, w, bias, out, ow, True, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
+        dw_channels(x, w, bias, out, ow, PIXELS, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
         ow += PIXELS
+    if PIXELS > 4 and ow + 4 <= ow_b:
+        dw_channels(x, w, bias, out, ow, 4, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
+        ow += 4
     while ow < Wout:
-        dw_channels(x, w, bias, out, ow, False, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
+        dw_channels(x, w, bias, out, ow, 0, ih0, kh0, kh1, W, C, M, KW, sw, pl, dh, dw)
         ow += 1
 
 

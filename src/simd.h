@@ -46,8 +46,14 @@ typedef double ck_vf64 __attribute__((vector_size(CK_VECTOR_BYTES), aligned(8)))
 #define CK_NR_F64 (2 * CK_LANES_F64)
 #define CK_ACC_LEN (CK_MR * CK_NR_F32)       /* elements of an accumulator buffer of either dtype */
 
-/* The depthwise tile (depthwise_tile.h): CK_DW_PIXELS pixels x two vectors of channels. */
-#define CK_DW_PIXELS 4
+/* The depthwise tile (depthwise_tile.h): CK_DW_PIXELS pixels x two vectors of channels, a multiple of 4
+ * (depthwise.pyx's general tile has four rows): 8 x 2 accumulators of AVX-512's 32 registers, 4 x 2 of
+ * AVX2's 16. */
+#if CK_VECTOR_BITS == 512
+#  define CK_DW_PIXELS 8
+#else
+#  define CK_DW_PIXELS 4
+#endif
 #define CK_DW_ACC_LEN CK_NR_F32              /* one row of the depthwise tile, either dtype */
 
 /* Every accumulator buffer is declared with CK_ACC_LEN / CK_DW_ACC_LEN elements of its dtype, and the
@@ -58,5 +64,6 @@ _Static_assert(CK_ACC_LEN * sizeof(float) == CK_MR * 2 * sizeof(ck_vf32), "float
 _Static_assert(CK_ACC_LEN * sizeof(double) >= CK_MR * 2 * sizeof(ck_vf64), "float64 accumulators fit the buffer");
 _Static_assert(CK_DW_ACC_LEN * sizeof(float) == 2 * sizeof(ck_vf32), "depthwise row: two float32 vectors");
 _Static_assert(CK_DW_ACC_LEN * sizeof(double) >= 2 * sizeof(ck_vf64), "depthwise row: two float64 vectors fit");
+_Static_assert(CK_DW_PIXELS % 4 == 0, "depthwise tile: whole general tiles of four pixels");
 
 #endif

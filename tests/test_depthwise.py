@@ -27,6 +27,9 @@ CASES = [
     (1, 5, 5, 3, 1, (1, 1), 1, (0, 0, 0, 0), 1),          # 1x1 depthwise: a per-channel scale
     (1, 4, 6, 12, 1, (2, 2), 2, (0, 1, 0, 1), 1),         # TF SAME 2x2 stride 2 (pad bottom/right)
     (1, 8, 8, 2, 1, (4, 4), 1, (0, 0, 0, 0), 1),          # valid, kernel half the image
+    (1, 5, 14, 48, 1, (3, 3), 1, (1, 1, 1, 1), 1),        # 12 interior columns: a wide tile and a narrow one
+    (1, 6, 16, 40, 1, (3, 5), 1, (1, 2, 1, 2), 1),        # the same with 5 taps a row (no literal 3x3)
+    (1, 5, 16, 8, 2, (3, 3), 1, (1, 1, 1, 1), 1),         # multiplier 2: general tiles of 4 in wide ones
 ]
 
 
