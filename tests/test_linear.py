@@ -1,10 +1,14 @@
 """linear against the float64 reference and PyTorch."""
+import importlib
+
 import numpy as np
 import pytest
 
 import convkit
 from helpers import assert_close
 from reference_units import activation_ref, linear_ref
+
+linear_module = importlib.import_module("convkit.linear")   # (convkit.linear is the function)
 
 DTYPES = [np.float32, np.float64]
 
@@ -68,3 +72,43 @@ def test_bad_arguments(rng):
         convkit.linear(np.ones((), np.float32), w)
     with pytest.raises(ValueError, match="activation"):
         convkit.linear(x, w, activation="softmax")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("in_features, out_features", [(1, 1), (37, 13), (67, 9), (130, 35)])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_few_rows_by_dot_products(dtype, rows, in_features, out_features, num_threads, rng, monkeypatch):
+    """Up to GEMV_MAX_ROWS rows run as dot products (gemv: vector steps and a K % lanes tail, runs of
+    4 output features and a partial one, split between threads); from a strided view too."""
+    calls = []
+    gemv_into = linear_module._gemv.gemv_into
+    monkeypatch.setattr(linear_module._gemv, "gemv_into", lambda *a: calls.append(1) or gemv_into(*a))
+    x = rng.standard_normal((rows, 2 * in_features)).astype(dtype)[:, ::2]
+    w = rng.standard_normal((out_features, in_features)).astype(dtype)
+    b = rng.standard_normal(out_features).astype(dtype)
+    y = convkit.linear(x, w, b, activation="relu6", num_threads=num_threads)
+    assert_close(y, activation_ref(linear_ref(x, w, b), "relu6", None), dtype)
+    assert len(calls) == (0 < rows <= linear_module.GEMV_MAX_ROWS)
+    assert_close(convkit.linear(x[:, None], w, num_threads=num_threads)[:, 0], linear_ref(x, w, None), dtype)
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_layer_packs_its_weight_only_for_the_gemm(rows, rng):
+    layer = convkit.nn.Linear(67, 9, rng=rng).eval()
+    x = rng.standard_normal((rows, 67)).astype(np.float32)
+    state = layer.state_dict()
+    for _ in range(2):
+        assert_close(layer(x), linear_ref(x, state["weight"], state["bias"]), np.float32)
+    assert (layer._cached("packed", lambda: None) is not None) == (rows > 1)
+
+
+def test_gemv_kernel_checks(rng):
+    gemv = linear_module._gemv
+    x, w, y = np.ones((2, 3)), np.ones((4, 3)), np.empty((2, 4))
+    with pytest.raises(ValueError, match="expected x \\(M, K\\), w \\(N, K\\) and y \\(M, N\\)"):
+        gemv.gemv_into(x, w[:, :2].copy(), y)
+    with pytest.raises(ValueError, match="bias length to be 4, got 3"):
+        gemv.gemv_into(x, w, y, np.ones(3))
+    with pytest.raises(ValueError, match="K \\(in_features\\) to be at least 1"):
+        gemv.gemv_into(np.ones((2, 0)), np.ones((4, 0)), y)

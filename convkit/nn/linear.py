@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import grad as G
 from .._layout import from_nhwc, to_nhwc
-from ..linear import linear, linear_args, linear_packed, pack_weight
+from ..linear import linear, linear_args, linear_packed, pack_weight, uses_gemv
 from .._validation import int_arg
 from .init import float_dtype, generator, kaiming_uniform
 from .module import Module
@@ -36,8 +36,10 @@ class Linear(Module):
         if self.training:   # (the weight changes every step: packed in the call)
             return linear(x, self.weight, self.bias)
         x, weight = linear_args(x, self.weight)
-        return linear_packed(x, weight, self.bias, None, None,
-                             self._cached("packed", lambda: pack_weight(weight)))
+        rows = math.prod(x.shape[:-1])
+        packed = None if uses_gemv(rows, self.in_features, True) else self._cached(
+            "packed", lambda: pack_weight(weight))      # (the GEMM's; a single row runs without it)
+        return linear_packed(x, weight, self.bias, None, None, packed)
 
     def _backward(self, grad, input_grad):
         x, = self._saved()
