@@ -18,7 +18,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from activation cimport ACT_NONE, activate_span
-from microkernel cimport gemm_tile, micro_tile
+from microkernel cimport CK_ACT_RELU6, gemm_tile, gemm_tile_store, micro_tile
 from simd cimport CK_ACC_LEN, CK_MR, CK_NR_F32, CK_NR_F64
 
 cdef extern from *:
@@ -204,14 +204,23 @@ cdef inline void macro_kernel(const floating* Ap, const floating* Bp, Py_ssize_t
                               floating* C, Py_ssize_t ldc, bint add_c, bint final,
                               const floating* bias, const floating* res, Py_ssize_t ldr,
                               int act, floating alpha) noexcept nogil:
-    """C[0:m, panels p_begin:p_end] from a packed A block (m x kc) and packed B panels (kc x NR each)."""
+    """C[0:m, panels p_begin:p_end] from a packed A block (m x kc) and packed B panels (kc x NR each).
+    Whole tiles go straight from registers to C with their epilogue when the activation is one the
+    vector epilogue has (none, ReLU, ReLU6); edge tiles and the others through an accumulator buffer."""
     cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
     cdef floating acc[CK_ACC_LEN]
     cdef Py_ssize_t p, q, ir, j0
+    cdef bint vector_epilogue = not final or act <= CK_ACT_RELU6
     for p in range(p_begin, p_end):
         j0 = p * NR
         for q in range((m + CK_MR - 1) // CK_MR):
             ir = q * CK_MR
+            if vector_epilogue and ir + CK_MR <= m and j0 + NR <= nc:
+                gemm_tile_store(kc, Ap + ir * kc, Bp + p * NR * kc, C + ir * ldc + j0, ldc, add_c,
+                                bias + j0 if final and bias != NULL else NULL,
+                                res + ir * ldr + j0 if final and res != NULL else NULL, ldr,
+                                act if final else ACT_NONE)
+                continue
             gemm_tile(m - ir, kc, Ap + ir * kc, Bp + p * NR * kc, acc, C + ir * ldc + j0, ldc)
             store_tile(acc, C + ir * ldc + j0, ldc, min(CK_MR, m - ir), min(NR, nc - j0), add_c, final,
                        bias + j0 if bias != NULL else NULL,

@@ -49,12 +49,16 @@ a 32 x 12 column-major tile, its 12-wide operand kept in L1) is for the other lo
 from cython cimport floating
 from cython.parallel cimport prange
 
-from activation cimport ACT_NONE
+from activation cimport ACT_NONE, ACT_RELU, ACT_RELU6
 from checks cimport check_min, check_size
 from gemm cimport ALIGN, block_sizes, gemm, packed_b_len, pack_b_panels
+from microkernel cimport CK_ACT_NONE, CK_ACT_RELU, CK_ACT_RELU6
 from simd cimport CK_MR, CK_NR_F32, CK_NR_F64, CK_VECTOR_BITS
 
 import numpy as np
+
+if (CK_ACT_NONE, CK_ACT_RELU, CK_ACT_RELU6) != (ACT_NONE, ACT_RELU, ACT_RELU6):
+    raise ImportError("microkernel.h's activation codes differ from activation.pxd's")
 
 
 def vector_bits():

@@ -11,7 +11,8 @@
  *            padding), w at `cin` packed rows of NR values; acc (CK_ACC_LEN) is loaded and stored.
  * ck_gemm_*: the GEMM's form, on packed panels: a holds kc columns of CK_MR values, b kc rows of NR values;
  *            acc (CK_ACC_LEN, row r at r*NR) is overwritten with the product of the first `rows` rows
- *            (at least; rows past them may be left untouched).  The destination rows
+ *            (at least; rows past them may be left untouched); ck_gemm_tile_store_* stores a whole
+ *            tile to its destination with the epilogue instead.  The destination rows
  *            (c, ldc apart) are prefetched first, as BLIS's kernels do: the tile's store then finds them
  *            in cache (without it a 1000^3 product spent a quarter of its time waiting on those stores).
  */
@@ -45,10 +46,9 @@ static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *acc)  
     }                                                                                       \
 }
 
-#define CK_DEFINE_GEMM_TILE(NAME, T, VT, LANES, ROWS)                                       \
-static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *acc, const T *dst, ptrdiff_t ldd) \
-{                                                                                           \
-    VT c[ROWS][2];                                                                          \
+/* The GEMM tile's product: c[ROWS][2] = a (kc columns of CK_MR values) times b (kc rows of NR values),
+ * after prefetching the ROWS destination rows (dst, ldd apart). */
+#define CK_GEMM_TILE_PRODUCT(T, VT, LANES, ROWS, c, kc, a, b, dst, ldd)                     \
     _Pragma("GCC unroll 16")                                                                \
     for (int r = 0; r < ROWS; r++) {                                                        \
         __builtin_prefetch(dst + r * ldd, 1);                                               \
@@ -64,12 +64,60 @@ static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *acc, const T *d
             c[r][0] += v * b0;                                                              \
             c[r][1] += v * b1;                                                              \
         }                                                                                   \
-    }                                                                                       \
+    }
+
+#define CK_DEFINE_GEMM_TILE(NAME, T, VT, LANES, ROWS)                                       \
+static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *acc, const T *dst, ptrdiff_t ldd) \
+{                                                                                           \
+    VT c[ROWS][2];                                                                          \
+    CK_GEMM_TILE_PRODUCT(T, VT, LANES, ROWS, c, kc, a, b, dst, ldd)                            \
     _Pragma("GCC unroll 16")                                                                \
     for (int r = 0; r < ROWS; r++) {                                                        \
         *(VT *)(acc + 2 * LANES * r) = c[r][0];                                             \
         *(VT *)(acc + 2 * LANES * r + LANES) = c[r][1];                                     \
     }                                                                                       \
+}
+
+/* x with the activation `act` applied (CK_ACT_NONE/RELU/RELU6, activation.pxd's codes), as bitwise
+ * blends so that NaN passes through as in activation.pxd's relu and relu6. */
+#define CK_ACT_NONE 0
+#define CK_ACT_RELU 1
+#define CK_ACT_RELU6 2
+#define CK_DEFINE_VECTOR_ACTIVATION(NAME, VT, VI)                                           \
+static inline VT NAME(VT x, int act)                                                        \
+{                                                                                           \
+    if (act == CK_ACT_RELU6) {                                                              \
+        VT six = (VT){0} + 6;                                                               \
+        VI big = x > six;                                                                   \
+        x = (VT)(((VI)x & ~big) | ((VI)six & big));                                         \
+    }                                                                                       \
+    if (act != CK_ACT_NONE)                                                                 \
+        x = (VT)((VI)x & ~(x < (VT){0}));                                                   \
+    return x;                                                                               \
+}
+
+/* A whole CK_MR x NR tile computed and stored straight to dst (ldd apart) with its epilogue, in the
+ * order gemm.pxd's store_tile applies it: (+ dst if add) (+ bias, NR values, if not NULL) (+ residual
+ * rows ldr apart if not NULL), then the activation (CK_ACT_*).  It saves the trip through an
+ * accumulator buffer, a quarter of a K = 16 product's time. */
+#define CK_DEFINE_GEMM_TILE_STORE(NAME, T, VT, LANES, ACT)                                  \
+static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *dst, ptrdiff_t ldd, int add, \
+                        const T *bias, const T *res, ptrdiff_t ldr, int act)                \
+{                                                                                           \
+    VT c[CK_MR][2];                                                                         \
+    CK_GEMM_TILE_PRODUCT(T, VT, LANES, CK_MR, c, kc, a, b, dst, ldd)                           \
+    _Pragma("GCC unroll 16")                                                                \
+    for (int r = 0; r < CK_MR; r++)                                                         \
+        for (int v = 0; v < 2; v++) {                                                       \
+            VT x = c[r][v];                                                                 \
+            if (add)                                                                        \
+                x += *(const VT *)(dst + r * ldd + v * LANES);                              \
+            if (bias)                                                                       \
+                x += *(const VT *)(bias + v * LANES);                                       \
+            if (res)                                                                        \
+                x += *(const VT *)(res + r * ldr + v * LANES);                              \
+            *(VT *)(dst + r * ldd + v * LANES) = ACT(x, act);                               \
+        }                                                                                   \
 }
 
 /* The GEMM tile for the first `rows` rows of a packed A panel: the full CK_MR-row tile, or, for the last
@@ -112,5 +160,11 @@ CK_DEFINE_TILES(ck_tile_f32, float, ck_vf32, CK_LANES_F32)
 CK_DEFINE_TILES(ck_tile_f64, double, ck_vf64, CK_LANES_F64)
 CK_DEFINE_GEMM_TILES(ck_gemm_tile_f32, float, ck_vf32, CK_LANES_F32)
 CK_DEFINE_GEMM_TILES(ck_gemm_tile_f64, double, ck_vf64, CK_LANES_F64)
+typedef int ck_vi32 __attribute__((vector_size(CK_VECTOR_BYTES)));
+typedef long long ck_vi64 __attribute__((vector_size(CK_VECTOR_BYTES)));
+CK_DEFINE_VECTOR_ACTIVATION(ck_activate_f32, ck_vf32, ck_vi32)
+CK_DEFINE_VECTOR_ACTIVATION(ck_activate_f64, ck_vf64, ck_vi64)
+CK_DEFINE_GEMM_TILE_STORE(ck_gemm_tile_store_f32, float, ck_vf32, CK_LANES_F32, ck_activate_f32)
+CK_DEFINE_GEMM_TILE_STORE(ck_gemm_tile_store_f64, double, ck_vf64, CK_LANES_F64, ck_activate_f64)
 
 #endif

@@ -11,6 +11,15 @@ cdef extern from "microkernel.h" nogil:
                           const float* dst, Py_ssize_t ldd)
     void ck_gemm_tile_f64(Py_ssize_t rows, Py_ssize_t kc, const double* a, const double* b, double* acc,
                           const double* dst, Py_ssize_t ldd)
+    void ck_gemm_tile_store_f32(Py_ssize_t kc, const float* a, const float* b, float* dst, Py_ssize_t ldd,
+                                bint add, const float* bias, const float* res, Py_ssize_t ldr, int act)
+    void ck_gemm_tile_store_f64(Py_ssize_t kc, const double* a, const double* b, double* dst,
+                                Py_ssize_t ldd, bint add, const double* bias, const double* res,
+                                Py_ssize_t ldr, int act)
+    enum:   # the activations of the vector epilogue, numbered as activation.pxd's (gemm.pyx checks)
+        CK_ACT_NONE
+        CK_ACT_RELU
+        CK_ACT_RELU6
 
 
 cdef inline void micro_tile(const floating* const* xp, const floating* w, Py_ssize_t cin,
@@ -41,3 +50,14 @@ cdef inline void gemm_tile(Py_ssize_t rows, Py_ssize_t kc, const floating* a, co
         ck_gemm_tile_f32(rows, kc, a, b, acc, dst, ldd)
     else:
         ck_gemm_tile_f64(rows, kc, a, b, acc, dst, ldd)
+
+
+cdef inline void gemm_tile_store(Py_ssize_t kc, const floating* a, const floating* b, floating* dst,
+                                 Py_ssize_t ldd, bint add, const floating* bias, const floating* res,
+                                 Py_ssize_t ldr, int act) noexcept nogil:
+    """A whole tile (CK_MR x NR) of packed A panel times packed B panel stored to ``dst`` with the
+    epilogue: (+ dst if ``add``) (+ bias) (+ res), then activation ``act`` (at most CK_ACT_RELU6)."""
+    if floating is float:
+        ck_gemm_tile_store_f32(kc, a, b, dst, ldd, add, bias, res, ldr, act)
+    else:
+        ck_gemm_tile_store_f64(kc, a, b, dst, ldd, add, bias, res, ldr, act)
