@@ -209,14 +209,15 @@ def _conv_direct(x, w, bias, act, stride, pads, dilation, groups, y, nt, residua
 
 def prepare_weights(w, groups, algo):
     """What ``run_conv(..., prepared=)`` takes for ``algo``: the general direct kernel's packed blocks,
-    Winograd's transforms, or an ungrouped 1x1's weight packed as the GEMM's B (used when the layer runs
-    as a plain GEMM, at stride 1 without padding); None where the algorithm has nothing to prepare."""
+    Winograd's transforms, or, without groups, im2col's GEMM operand B (the (KH*KW*Cin, Cout) weight
+    matrix; a 1x1's is the plain GEMM's) packed into the GEMM's panels; None where the algorithm has
+    nothing to prepare."""
     if algo == "direct" and grouped_direct_kernel(w.shape[2] * groups, w.shape[3], groups, w.dtype) is None:
         return _direct.pack_weights(w, groups)
     if algo == "winograd":
         return _winograd.WinogradWeight(w)
-    if algo == "im2col" and groups == 1 and w.shape[:2] == (1, 1):
-        return _gemm.pack_b(w.reshape(w.shape[2], w.shape[3]))
+    if algo == "im2col" and groups == 1:
+        return _gemm.pack_b(w.reshape(-1, w.shape[3]))
     return None
 
 
@@ -251,11 +252,12 @@ def _conv_im2col(x, w, bias, act, stride, pads, dilation, groups, y, nt, residua
     """One GEMM per group on convkit's GEMM, bias and activation applied to each tile before its store.
 
     A 1x1 stride-1 convolution in NHWC is already a GEMM: its A panels are packed from the input
-    itself, and ``packed`` (``prepare_weights``: the whole weight as a packed B, ungrouped layers) replaces
-    packing the weight in the call; MobileNetV2's 7x7 160->960 and 320->1280 expansions at batch 1,
-    1 thread, spent about 40% of their time packing it (gemm.gemm_into alone, machine shared: 1.6x
-    with it packed ahead).  Otherwise im2col writes the patches straight into the GEMM's A panels
+    itself.  Otherwise im2col writes the patches straight into the GEMM's A panels
     (im2col.conv2d_im2col_nhwc): no column matrix.  ``residual`` (y's shape) is added in the same epilogue.
+    ``packed`` (``prepare_weights``: the whole weight as a packed B, ungrouped layers) replaces packing
+    the weight in the call: MobileNetV2's 7x7 160->960 and 320->1280 expansions at batch 1, 1 thread,
+    spent about 40% of their time packing it (gemm.gemm_into alone, machine shared: 1.6x with it packed
+    ahead); resnet18's 3x3 7x7x512->512, 1.8x.
     """
     n, h, wid, c = x.shape
     kh, kw, cin_g, cout = w.shape
@@ -269,4 +271,4 @@ def _conv_im2col(x, w, bias, act, stride, pads, dilation, groups, y, nt, residua
                             None if residual is None else _rows(residual)[:, cols], *act, nt, packed)
         return
     _im2col.conv2d_im2col_nhwc(x, w, bias, y, groups, stride[0], stride[1], pads[0], pads[2],
-                               dilation[0], dilation[1], *act, nt, residual=residual)
+                               dilation[0], dilation[1], *act, nt, residual=residual, packed=packed)

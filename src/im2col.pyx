@@ -327,10 +327,12 @@ def conv2d_im2col_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                        floating[:, :, :, ::1] out, Py_ssize_t groups,
                        Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
                        Py_ssize_t dh, Py_ssize_t dw, int act, double alpha, int num_threads,
-                       residual=None):
+                       residual=None, packed=None):
     """out (N, Hout, Wout, Cout) = act(conv(x, w (KH, KW, C/groups, Cout)) + bias (+ residual)) as one GEMM
     per group, (N*Hout*Wout x KH*KW*cin_g) x (KH*KW*cin_g x cout_g), whose A panels are packed straight
-    from the image (``pack_im2col``): the only workspace is the GEMM's per-thread panels."""
+    from the image (``pack_im2col``): the only workspace is the GEMM's per-thread panels.  ``packed``
+    (groups=1 only): None, or ``gemm.pack_b`` of the weight as a (KH*KW*Cin, Cout) matrix, packed once
+    ahead (a network's layer keeps it): the GEMM then packs only A."""
     cdef Py_ssize_t N = x.shape[0], KH = w.shape[0], KW = w.shape[1], cin_g = w.shape[2], Cout = w.shape[3]
     cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], cout_g
     cdef Py_ssize_t M = N * Hout * Wout, K = KH * KW * cin_g, g
@@ -346,7 +348,16 @@ def conv2d_im2col_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     optional_vector(bias, Cout, "bias", &bp)
     optional_image(residual, N, Hout, Wout, Cout, "residual", &rp)
     cout_g = Cout // groups
-    cdef floating[::1] zeros = np.zeros(max(cin_g, 1), dtype=np.float32 if floating is float else np.float64)
+    dtype = np.float32 if floating is float else np.float64
+    cdef const floating[::1] b_packed
+    cdef const floating* b_packed_p = NULL
+    if packed is not None:
+        if groups != 1 or packed.shape != (K, Cout) or packed.dtype != dtype:
+            raise ValueError(f"expected packed to be the weight packed as a ({K}, {Cout}) {np.dtype(dtype)} "
+                             f"operand (groups=1), got {packed.shape} {packed.dtype} with groups={groups}")
+        b_packed = packed.buffer
+        b_packed_p = &b_packed[0] if b_packed.shape[0] > 0 else NULL
+    cdef floating[::1] zeros = np.zeros(max(cin_g, 1), dtype=dtype)
     if M * Cout == 0:
         return
     cdef Im2colSource src
@@ -362,7 +373,8 @@ def conv2d_im2col_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
         for g in range(groups):
             src.c0 = g * cin_g
             status = gemm_packed_by(pack_im2col_f32 if floating is float else pack_im2col_f64, &src,
-                                    NULL, 0, M, cout_g, K, wp + g * cout_g, Cout, 1, NULL,
+                                    NULL, 0, M, cout_g, K, wp + g * cout_g, Cout, 1,
+                                    b_packed_p,
                                     yp + g * cout_g, Cout, False,
                                     bp + g * cout_g if bp != NULL else NULL,
                                     rp + g * cout_g if rp != NULL else NULL, Cout, act, <floating>alpha,

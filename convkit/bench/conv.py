@@ -32,9 +32,10 @@ QUICK_LAYERS = [0, 2, 3]
 
 
 def layer_case(name, n, h, w, cin, cout, k, stride, padding, dilation, groups, section="conv2d",
-               algos=("direct", "im2col", "auto")):
+               algos=("direct", "im2col", "auto"), extra=None):
     """A Case timing convkit.conv2d's algorithms and the peers on one layer shape (also used by other suites);
-    layers Winograd can compute get a ``winograd`` candidate too."""
+    layers Winograd can compute get a ``winograd`` candidate too.  ``extra(config, x_nhwc, w_hwio)``, if
+    given, returns more of convkit's Candidates on the same input and weight."""
     (sh, sw), (dh, dw), pads, (hout, wout) = conv_geometry((h, w), (k, k), stride, padding, dilation)
     if (k, sh, sw, dh, dw, groups) == (3, 1, 1, 1, 1, 1):
         algos = (*algos, "winograd")
@@ -61,6 +62,8 @@ def layer_case(name, n, h, w, cin, cout, k, stride, padding, dilation, groups, s
                            _conv_call(x, wt, stride, padding, dilation, groups, config.layout, a),
                            workspace_bytes=workspace.get(a))
                  for a in algos]
+        if extra is not None:
+            cands.extend(extra(config, x_nhwc, w_hwio))
         cands.append(Candidate("numpy", lambda: numpy_conv2d_nhwc(x_nhwc, w_hwio, (sh, sw), pads, (dh, dw),
                                                                   groups), ours=False))
         torch = torch_module()
