@@ -25,6 +25,10 @@ cdef extern from *:
     """#define ck_prefetch(p) __builtin_prefetch((const void *)(p))"""
     void prefetch "ck_prefetch"(const void* p) noexcept nogil
 
+cdef extern from "pack_panel.h" nogil:
+    void ck_pack_panel_f32(const float* const* rows, Py_ssize_t n, float* d)
+    void ck_pack_panel_f64(const double* const* rows, Py_ssize_t n, double* d)
+
 cdef enum:
     KC_STEPS = 256                # reduction steps per block (gemm.pyx: the measurement that chose it)
     A_BLOCK_BYTES = 144 << 10     # MC x KC block of A: in L2
@@ -33,6 +37,8 @@ cdef enum:
     TRANSPOSE_STEPS = 16          # reduction steps per block when B's columns are strided
     PARALLEL_MIN_MACS = 1 << 16   # multiply-adds per thread below which fewer threads are used
     ROWS_IN_PLACE_MAX_N = 64      # products this narrow read A in place, unpacked
+    SHARED_B_MAX_BYTES = 256 << 10    # a B packed ahead this small is read by every thread of a row split
+    ROW_SPLIT_MIN_TILES = 4           # ... when each thread gets this many tiles of rows
 
 
 # Writes rows i0:i0+mc, reduction columns p0:p0+kc of A into ``dst`` as ceil(mc/CK_MR) panels, each kc
@@ -67,13 +73,21 @@ cdef inline Py_ssize_t block_steps(Py_ssize_t K, Py_ssize_t KC) noexcept nogil:
     return (K + blocks - 1) // blocks
 
 
+cdef inline void pack_panel(const floating* const* rows, Py_ssize_t n, floating* d) noexcept nogil:
+    """d[j * CK_MR + r] = rows[r][j] for j < n: CK_MR row streams as one A panel (pack_panel.h)."""
+    if floating is float:
+        ck_pack_panel_f32(rows, n, d)
+    else:
+        ck_pack_panel_f64(rows, n, d)
+
+
 cdef inline void pack_a_rows(const floating* A, Py_ssize_t rsa, Py_ssize_t csa, Py_ssize_t i0,
                              Py_ssize_t mc, Py_ssize_t p0, Py_ssize_t kc, floating* dst) noexcept nogil:
     """A[i0:i0+mc, p0:p0+kc] (strides in elements) into CK_MR-row panels (see PackA above).
 
     The rows of a partial panel past mc repeat its last row instead of zeros: the tile computes them
-    but they are never stored, and the loop keeps its constant CK_MR rows (unrolled, one contiguous
-    store of CK_MR values per reduction step, reading CK_MR sequential streams).
+    but they are never stored, and the copy keeps its constant CK_MR rows (pack_panel, reading CK_MR
+    sequential streams).
     """
     cdef const floating* rows[CK_MR]
     cdef Py_ssize_t q, r, k
@@ -83,9 +97,7 @@ cdef inline void pack_a_rows(const floating* A, Py_ssize_t rsa, Py_ssize_t csa, 
         for r in range(CK_MR):
             rows[r] = A + (i0 + min(q * CK_MR + r, mc - 1)) * rsa + p0 * csa
         if csa == 1:
-            for k in range(kc):
-                for r in range(CK_MR):
-                    d[k * CK_MR + r] = rows[r][k]
+            pack_panel(rows, kc, d)
         else:
             for k in range(kc):
                 for r in range(CK_MR):
@@ -104,24 +116,42 @@ cdef inline void pack_a_strided_f64(const void* ctx, Py_ssize_t i0, Py_ssize_t m
     pack_a_rows(<const double*>a.data, a.row_stride, a.col_stride, i0, mc, p0, kc, <double*>dst)
 
 
-cdef inline void pack_b_panel(const floating* B, Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t kc,
-                              Py_ssize_t nr, floating* dst) noexcept nogil:
-    """B[0:kc, 0:nr] (strides in elements) into kc rows of NR values, columns past nr zero."""
+cdef inline void pack_b_block(const floating* B, Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t kc,
+                              Py_ssize_t nc, floating* dst) noexcept nogil:
+    """B[0:kc, 0:nc] (strides in elements) into ceil(nc/NR) panels of kc rows of NR values (panel p at
+    dst + p * NR * kc), columns past nc zero.
+
+    Unit column stride: row by row, each row of B read once in sequence and cut into whole-vector NR
+    copies, one per panel (a memcpy call per panel row took 10% of 392x4608x512 on one thread).
+    Otherwise (e.g. linear's W.T) column by column in blocks of TRANSPOSE_STEPS rows, which keep the
+    panel's rows in L1, each column's next block prefetched (nc interleaved streams defeat the
+    hardware's prefetcher).
+    """
     cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
-    cdef Py_ssize_t k, j, k0
-    if nr < NR:
-        memset(dst, 0, kc * NR * sizeof(floating))
+    cdef Py_ssize_t full = nc // NR, tail = nc - nc // NR * NR
+    cdef Py_ssize_t k, j, k0, p
+    cdef const floating* src
+    cdef floating* d
+    if tail:
+        memset(dst + full * NR * kc, 0, kc * NR * sizeof(floating))
     if csb == 1:
         for k in range(kc):
-            memcpy(dst + k * NR, B + k * rsb, nr * sizeof(floating))
-    else:   # e.g. a transposed weight (linear's W.T): blocks of TRANSPOSE_STEPS rows keep dst in L1,
-        k0 = 0  # and each column's next block is prefetched (nr interleaved streams defeat the hardware's)
-        while k0 < kc:
-            for j in range(nr):
-                prefetch(B + j * csb + (k0 + 4 * TRANSPOSE_STEPS) * rsb)
-                for k in range(k0, min(k0 + TRANSPOSE_STEPS, kc)):
-                    dst[k * NR + j] = B[j * csb + k * rsb]
-            k0 += TRANSPOSE_STEPS
+            src = B + k * rsb
+            for p in range(full):
+                d = dst + p * NR * kc + k * NR
+                for j in range(NR):
+                    d[j] = src[p * NR + j]
+            for j in range(tail):
+                dst[full * NR * kc + k * NR + j] = src[full * NR + j]
+        return
+    k0 = 0
+    while k0 < kc:
+        for j in range(nc):
+            d = dst + j // NR * NR * kc + j % NR
+            prefetch(B + j * csb + (k0 + 4 * TRANSPOSE_STEPS) * rsb)
+            for k in range(k0, min(k0 + TRANSPOSE_STEPS, kc)):
+                d[k * NR] = B[j * csb + k * rsb]
+        k0 += TRANSPOSE_STEPS
 
 
 cdef inline Py_ssize_t packed_b_len(Py_ssize_t K, Py_ssize_t N, floating zero) noexcept nogil:
@@ -134,17 +164,16 @@ cdef inline void pack_b_panels(const floating* B, Py_ssize_t rsb, Py_ssize_t csb
                                floating* dst) noexcept nogil:
     """Panels p_begin:p_end of the whole of B (K x N) into ``dst`` in the order gemm_serial reads them:
     for each block of block_steps(K, KC) reduction steps (block pc at dst + pc * round_up(N, NR)), its
-    panels one after the other (panel p at + p * NR * kc), each as pack_b_panel writes it."""
+    panels one after the other (panel p at + p * NR * kc), as pack_b_block writes them."""
     cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
-    cdef Py_ssize_t MC, KC, NC, pc, kc, p
+    cdef Py_ssize_t MC, KC, NC, pc, kc
     MC, KC, NC = block_sizes(<floating>0)
     KC = block_steps(K, KC)
     pc = 0
     while pc < K:
         kc = min(KC, K - pc)
-        for p in range(p_begin, p_end):
-            pack_b_panel(B + pc * rsb + p * NR * csb, rsb, csb, kc, min(NR, N - p * NR),
-                         dst + pc * round_up(N, NR) + p * NR * kc)
+        pack_b_block(B + pc * rsb + p_begin * NR * csb, rsb, csb, kc, min(p_end * NR, N) - p_begin * NR,
+                     dst + pc * round_up(N, NR) + p_begin * NR * kc)
         pc += kc
 
 
@@ -244,7 +273,7 @@ cdef inline void gemm_serial(PackA pack_a, const void* a_ctx, const floating* A_
     bias, residual point at the whole problem, N columns wide); Ap and Bp hold an A block and a B panel,
     or B_packed (if not NULL) holds the whole of B packed by pack_b_panels and Bp is not used."""
     cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
-    cdef Py_ssize_t MC, KC, NC, jc, nc, npan, pc, kc, p, ic, m
+    cdef Py_ssize_t MC, KC, NC, jc, nc, npan, pc, kc, ic, m
     cdef const floating* panel
     MC, KC, NC = block_sizes(<floating>0)
     KC = block_steps(K, KC)
@@ -258,9 +287,7 @@ cdef inline void gemm_serial(PackA pack_a, const void* a_ctx, const floating* A_
             if B_packed != NULL:
                 panel = B_packed + pc * round_up(N, NR) + jc * kc
             else:
-                for p in range(npan):
-                    pack_b_panel(B + pc * rsb + (jc + p * NR) * csb, rsb, csb, kc, min(NR, nc - p * NR),
-                                 Bp + p * NR * kc)
+                pack_b_block(B + pc * rsb + jc * csb, rsb, csb, kc, nc, Bp)
                 panel = Bp
             ic = i_begin
             while ic < i_end:
@@ -302,10 +329,17 @@ cdef inline int gemm_packed_by(PackA pack_a, const void* a_ctx, const floating* 
     # parallel region, no barrier inside.  Where BLIS shares one B panel it synchronises twice per
     # (jc, pc) block, and on a busy machine each synchronisation can wait for a descheduled thread
     # (measured: 2 threads 5-15x slower than 1 with a shared panel).  So a row split has every thread
-    # pack all of B (unless B_packed), a column split every thread all of A: split the longer side
-    # (the smaller duplicate), rows when there are too few columns to share.
+    # pack all of B, a column split every thread all of A: split the longer side (the smaller
+    # duplicate), rows when there are too few columns to share.  A B packed ahead (B_packed) is shared,
+    # so a row split then duplicates no packing, only the reading of B: taken when that B stays in L2
+    # (up to SHARED_B_MAX_BYTES) and each thread gets ROW_SPLIT_MIN_TILES tiles of rows.  Measured with
+    # resnet18's layers at batch 1, 2 threads, against the column split: 1x1/2 28x28x128->256 (a 128 KiB B)
+    # 1.04x; 3x3 14x14x256->256 (2.3 MiB, read from L3 by both threads) 0.82x; 1x1/2 14x14x256->512
+    # (M = 49: a partial tile's share of waste) 0.98x.
     parts = max(min(num_threads, M * N * max(K, 1) // PARALLEL_MIN_MACS), 1)
-    cdef bint split_rows = (N <= M and M >= parts * CK_MR) or N < parts * NR
+    cdef bint split_rows = ((N <= M and M >= parts * CK_MR) or N < parts * NR
+                            or (B_packed != NULL and K * N * sizeof(floating) <= SHARED_B_MAX_BYTES
+                                and M >= parts * ROW_SPLIT_MIN_TILES * CK_MR))
     parts = min(parts, (M + CK_MR - 1) // CK_MR if split_rows else (N + NR - 1) // NR)
     rows = M if not split_rows else min(MC, round_up((M + parts - 1) // parts, CK_MR))
     cdef Py_ssize_t panels = (N + NR - 1) // NR     # a column split gives each thread whole panels

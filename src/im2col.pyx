@@ -13,7 +13,7 @@ from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
 from checks cimport check_geometry, check_min, check_range, check_size, optional_image, optional_vector
-from gemm cimport gemm_packed_by
+from gemm cimport gemm_packed_by, pack_panel
 from simd cimport CK_MR
 
 import numpy as np
@@ -250,10 +250,10 @@ cdef inline void pack_im2col(const Im2colSource* s, Py_ssize_t i0, Py_ssize_t mc
     of the column matrix, written as gemm.pxd's CK_MR-row panels without materialising the matrix.
 
     A run of columns within one tap is cg-contiguous in each pixel's input (NHWC), so for every run the
-    panel's CK_MR row pointers are resolved once (the padding reads zeros) and the run is copied with
-    one contiguous store of CK_MR values per column.  Without groups or dilation a whole kernel row,
-    KW*C columns, is contiguous in the input where it lies inside for all CK_MR pixels: one run (the
-    3-channel stem's runs grow from 3 values to 21).  Rows past mc repeat the last pixel (never stored).
+    panel's CK_MR row pointers are resolved once (the padding reads zeros) and the run is copied by
+    gemm.pxd's pack_panel.  Without groups or dilation a whole kernel row, KW*C columns, is contiguous
+    in the input where it lies inside for all CK_MR pixels: one run (the 3-channel stem's runs grow
+    from 3 values to 21).  Rows past mc repeat the last pixel (never stored).
     """
     cdef const floating* x = <const floating*>s.x
     cdef const floating* zeros = <const floating*>s.zeros
@@ -261,7 +261,7 @@ cdef inline void pack_im2col(const Im2colSource* s, Py_ssize_t i0, Py_ssize_t mc
     cdef Py_ssize_t base[CK_MR]
     cdef Py_ssize_t ih0[CK_MR]
     cdef Py_ssize_t iw0[CK_MR]
-    cdef Py_ssize_t q, r, p, k, j, tap, c, run, ih, iw, kh, col
+    cdef Py_ssize_t q, r, p, k, tap, c, run, ih, iw, kh, col
     cdef Py_ssize_t P = s.Hout * s.Wout
     cdef Py_ssize_t row_len = s.KW * s.C        # columns of one kernel row
     cdef bint whole_rows = s.dw == 1 and s.cg == s.C
@@ -290,9 +290,7 @@ cdef inline void pack_im2col(const Im2colSource* s, Py_ssize_t i0, Py_ssize_t mc
                     rows[r] = x + ((base[r] + ih) * s.W + iw0[r]) * s.C + col
                 if inside:
                     run = min(row_len - col, p0 + kc - k)
-                    for j in range(run):
-                        for r in range(CK_MR):
-                            d[j * CK_MR + r] = rows[r][j]
+                    pack_panel(rows, run, d)
                     d += run * CK_MR
                     k += run
                     continue
@@ -306,9 +304,7 @@ cdef inline void pack_im2col(const Im2colSource* s, Py_ssize_t i0, Py_ssize_t mc
                     rows[r] = x + ((base[r] + ih) * s.W + iw) * s.C + s.c0 + c
                 else:
                     rows[r] = zeros
-            for j in range(run):
-                for r in range(CK_MR):
-                    d[j * CK_MR + r] = rows[r][j]
+            pack_panel(rows, run, d)
             d += run * CK_MR
             k += run
 
