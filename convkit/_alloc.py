@@ -24,6 +24,8 @@ import threading
 
 import numpy as np
 
+from ._kernels.buffers import data_address
+
 ALIGNMENT = 64
 CACHE_MIN_BYTES = 1 << 20
 
@@ -101,5 +103,4 @@ def empty(shape, dtype):
         buf = _cached_buffer(nbytes)
     else:
         buf = np.empty(nbytes, np.uint8)
-    start = -buf.ctypes.data % ALIGNMENT
-    return buf[start:start + nbytes - ALIGNMENT].view(dtype).reshape(shape)
+    return np.ndarray(shape, dtype, buf, -data_address(buf) % ALIGNMENT)

@@ -41,9 +41,9 @@ def get_num_threads():
     if _default is not None:
         return _default
     team = _omp.max_threads()
-    if os.environ.get("OMP_NUM_THREADS", "").strip():
+    if _omp.omp_num_threads_set():
         return team
-    return max(1, min(team, available_cpus()))
+    return min(team, available_cpus())
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ are 0.  NaN propagates.
 import numpy as np
 
 from ._kernels import elementwise as _ew
+from ._kernels.buffers import data_address
 from ._threads import resolve_num_threads
 from ._validation import check_float_array, check_out, is_real, real_arg
 
@@ -102,7 +103,7 @@ def _apply(x, out, name, alpha, num_threads):
         return out
     code = _ew.CODES[name]
     dst = _memory_order(out) if out.strides == x.strides else None
-    if dst is not None and (x.ctypes.data == out.ctypes.data or not np.may_share_memory(x, out)):
+    if dst is not None and (data_address(x) == data_address(out) or not np.may_share_memory(x, out)):
         _ew.activation(src, dst, code, alpha, nt)  # in memory order; in place when out is x
         return out
     result = np.empty(x.shape, x.dtype)  # out laid out differently, or partly overlapping x

@@ -18,6 +18,15 @@ def test_empty_is_aligned_c_contiguous_and_writable(shape, dtype):
         assert a.sum() == a.size
 
 
+def test_data_address_is_numpys():
+    from convkit._kernels.buffers import data_address
+    a = np.arange(40, dtype=np.float64).reshape(5, 8)
+    for view in (a, a[1:, 3:], a[::-1], a.T, a[2:2]):
+        assert data_address(view) == view.ctypes.data
+    with pytest.raises(TypeError):
+        data_address([1.0])
+
+
 def test_impossible_size_raises_like_numpy():
     with pytest.raises((MemoryError, ValueError)):
         _alloc.empty((2 ** 40, 2 ** 40), np.float32)

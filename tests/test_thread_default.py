@@ -62,6 +62,12 @@ def test_omp_num_threads_wins_over_the_cap(fake_cgroup, monkeypatch):
     assert convkit.get_num_threads() == _threads._omp.max_threads()
 
 
+def test_a_blank_omp_num_threads_counts_as_unset(fake_cgroup, monkeypatch):
+    fake_cgroup(v2="100000 100000\n")
+    monkeypatch.setenv("OMP_NUM_THREADS", " \t")
+    assert convkit.get_num_threads() == 1                # capped, as with no OMP_NUM_THREADS
+
+
 def _child(code, **env):
     environ = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     environ.update(env)
