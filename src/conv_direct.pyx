@@ -19,7 +19,7 @@ from libc.string cimport memset
 
 from activation cimport activate_span_residual
 from checks cimport check_geometry, check_min, check_size, optional_image, optional_vector
-from microkernel cimport micro_tile
+from microkernel cimport micro_half_tile, micro_tile
 from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
 
 import numpy as np
@@ -34,25 +34,27 @@ def block_width(dtype):
 
 
 cdef inline void conv_tile(
-    const floating* x, const floating* wblk, const floating* zeros, floating* acc,
+    const floating* x, const floating* wblk, const floating* zeros, floating* acc, bint half,
     Py_ssize_t n, Py_ssize_t p0, Py_ssize_t npix, Py_ssize_t c0,
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t cin_g, Py_ssize_t KH, Py_ssize_t KW,
     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw,
     Py_ssize_t Wout,
 ) noexcept nogil:
-    """acc[r*B + j] = sum over taps and input channels for output pixel p0+r (flat over the image).
+    """acc[r*B + j] = sum over taps and input channels for output pixel p0+r (flat over the image); with
+    ``half``, acc[r*B/2 + j] for the first B/2 channels of the block and twice the pixels (the half tile).
 
     When a pixel's window row lies inside the image, the dilation is 1 and the group has all channels,
     the row's KW taps are KW*C contiguous input values (NHWC) facing KW*C contiguous packed weight rows,
     so one micro-kernel call covers the whole kernel row: that matters most for thin inputs (an RGB stem).
     """
     cdef Py_ssize_t B = tile_width(floating is float)
-    cdef const floating* xp[CK_TILE_PIXELS]
-    cdef Py_ssize_t ih0[CK_TILE_PIXELS]
-    cdef Py_ssize_t iw0[CK_TILE_PIXELS]
+    cdef Py_ssize_t rows = 2 * CK_TILE_PIXELS if half else CK_TILE_PIXELS
+    cdef const floating* xp[2 * CK_TILE_PIXELS]
+    cdef Py_ssize_t ih0[2 * CK_TILE_PIXELS]
+    cdef Py_ssize_t iw0[2 * CK_TILE_PIXELS]
     cdef Py_ssize_t kh, kw, ih, iw, r
     cdef bint whole_rows = dw == 1 and cin_g == C
-    for r in range(CK_TILE_PIXELS):
+    for r in range(rows):
         # Top-left input coordinate of pixel r's window; pixels past npix (r >= npix) read zeros only.
         ih0[r] = ((min(p0 + r, p0 + npix - 1)) // Wout) * sh - pt
         iw0[r] = ((min(p0 + r, p0 + npix - 1)) % Wout) * sw - pl
@@ -61,20 +63,28 @@ cdef inline void conv_tile(
     memset(acc, 0, CK_TILE_PIXELS * B * sizeof(floating))
     for kh in range(KH):
         if whole_rows:
-            for r in range(CK_TILE_PIXELS):
+            for r in range(rows):
                 ih = ih0[r] + kh * dh
                 xp[r] = x + ((n * H + ih) * W + iw0[r]) * C if r < npix and <size_t>ih < <size_t>H else zeros
-            micro_tile(xp, wblk + kh * KW * cin_g * B, KW * cin_g, acc)
+            tile(xp, wblk + kh * KW * cin_g * B, KW * cin_g, acc, half)
             continue
         for kw in range(KW):
-            for r in range(CK_TILE_PIXELS):
+            for r in range(rows):
                 ih = ih0[r] + kh * dh
                 iw = iw0[r] + kw * dw
                 if r < npix and <size_t>ih < <size_t>H and <size_t>iw < <size_t>W:
                     xp[r] = x + ((n * H + ih) * W + iw) * C + c0
                 else:
                     xp[r] = zeros
-            micro_tile(xp, wblk + (kh * KW + kw) * cin_g * B, cin_g, acc)
+            tile(xp, wblk + (kh * KW + kw) * cin_g * B, cin_g, acc, half)
+
+
+cdef inline void tile(const floating* const* xp, const floating* w, Py_ssize_t cin, floating* acc,
+                      bint half) noexcept nogil:
+    if half:
+        micro_half_tile(xp, w, cin, acc)
+    else:
+        micro_tile(xp, w, cin, acc)
 
 
 cdef inline void conv_item(
@@ -85,27 +95,32 @@ cdef inline void conv_item(
     Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Hout, Py_ssize_t Wout,
     int act, floating alpha,
 ) noexcept nogil:
-    """Channel block ``b`` of group ``g`` for one run of output pixels of image ``n``."""
+    """Channel block ``b`` of group ``g`` for one run of output pixels of image ``n``: tiles of
+    CK_TILE_PIXELS pixels x B channels, or, when at most B/2 channels are left in the block, half tiles of
+    twice the pixels (a 16-channel projection would leave half of each full tile's columns zero)."""
     cdef Py_ssize_t B = tile_width(floating is float)
     cdef floating acc[CK_ACC_LEN]
     cdef Py_ssize_t P = Hout * Wout
     cdef Py_ssize_t co0 = g * cout_g + b * B
     cdef Py_ssize_t nco = min(B, cout_g - b * B)
     cdef Py_ssize_t Cout = G * cout_g
-    cdef Py_ssize_t t, p0, r, npix, at
+    cdef bint half = 2 * nco <= B
+    cdef Py_ssize_t rows = 2 * CK_TILE_PIXELS if half else CK_TILE_PIXELS
+    cdef Py_ssize_t row_len = B // 2 if half else B     # accumulators per pixel in acc
+    cdef Py_ssize_t p0 = chunk * chunk_tiles * CK_TILE_PIXELS
+    cdef Py_ssize_t end = min(p0 + chunk_tiles * CK_TILE_PIXELS, P)
+    cdef Py_ssize_t r, npix, at
     cdef const floating* wblk = wp + (g * nblk + b) * KH * KW * cin_g * B
-    for t in range(chunk_tiles):
-        p0 = (chunk * chunk_tiles + t) * CK_TILE_PIXELS
-        if p0 >= P:
-            break
-        npix = min(CK_TILE_PIXELS, P - p0)
-        conv_tile(x, wblk, zeros, acc, n, p0, npix, g * cin_g, H, W, C, cin_g, KH, KW,
+    while p0 < end:
+        npix = min(rows, end - p0)
+        conv_tile(x, wblk, zeros, acc, half, n, p0, npix, g * cin_g, H, W, C, cin_g, KH, KW,
                   sh, sw, pt, pl, dh, dw, Wout)
         for r in range(npix):
             # The epilogue (residual, bias, activation) runs on the tile while it is in registers/L1.
             at = (n * P + p0 + r) * Cout + co0
-            activate_span_residual(acc + r * B, bias + co0 if bias != NULL else NULL,
+            activate_span_residual(acc + r * row_len, bias + co0 if bias != NULL else NULL,
                                    res + at if res != NULL else NULL, out + at, nco, act, alpha)
+        p0 += rows
 
 
 def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, bias,

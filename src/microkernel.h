@@ -46,6 +46,28 @@ static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *acc)  
     }                                                                                       \
 }
 
+/* The half-width form for the last channel block of a layer with at most half a block left (a 1x1
+ * projection to 16 channels on the 32-wide AVX-512 block): twice the rows, one vector of columns, the
+ * same number of accumulators.  w still holds rows of 2 * LANES values (the packed block's layout), of
+ * which the first LANES are read; acc has 2 * CK_MR rows of LANES values (CK_ACC_LEN in all). */
+#define CK_DEFINE_HALF_TILE(NAME, T, VT, LANES)                                             \
+static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *acc)              \
+{                                                                                           \
+    VT a[2 * CK_MR];                                                                        \
+    _Pragma("GCC unroll 32")                                                                \
+    for (int r = 0; r < 2 * CK_MR; r++)                                                     \
+        a[r] = *(const VT *)(acc + LANES * r);                                              \
+    for (ptrdiff_t ci = 0; ci < cin; ci++, w += 2 * LANES) {                                \
+        VT w0 = *(const VT *)w;                                                             \
+        _Pragma("GCC unroll 32")                                                            \
+        for (int r = 0; r < 2 * CK_MR; r++)                                                 \
+            a[r] += xp[r][ci] * w0;                                                         \
+    }                                                                                       \
+    _Pragma("GCC unroll 32")                                                                \
+    for (int r = 0; r < 2 * CK_MR; r++)                                                     \
+        *(VT *)(acc + LANES * r) = a[r];                                                    \
+}
+
 /* The GEMM tile's product: c[ROWS][2] = a (kc columns of CK_MR values) times b (kc rows of NR values),
  * after prefetching the ROWS destination rows (dst, ldd apart). */
 #define CK_GEMM_TILE_PRODUCT(T, VT, LANES, ROWS, c, kc, a, b, dst, ldd)                     \
@@ -158,6 +180,8 @@ static inline void NAME##_rows(ptrdiff_t rows, const T *const *xp, const T *w, p
 
 CK_DEFINE_TILES(ck_tile_f32, float, ck_vf32, CK_LANES_F32)
 CK_DEFINE_TILES(ck_tile_f64, double, ck_vf64, CK_LANES_F64)
+CK_DEFINE_HALF_TILE(ck_half_tile_f32, float, ck_vf32, CK_LANES_F32)
+CK_DEFINE_HALF_TILE(ck_half_tile_f64, double, ck_vf64, CK_LANES_F64)
 CK_DEFINE_GEMM_TILES(ck_gemm_tile_f32, float, ck_vf32, CK_LANES_F32)
 CK_DEFINE_GEMM_TILES(ck_gemm_tile_f64, double, ck_vf64, CK_LANES_F64)
 typedef int ck_vi32 __attribute__((vector_size(CK_VECTOR_BYTES)));

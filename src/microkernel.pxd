@@ -4,6 +4,8 @@ from cython cimport floating
 cdef extern from "microkernel.h" nogil:
     void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
     void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
+    void ck_half_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
+    void ck_half_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
     void ck_tile_f32_rows(Py_ssize_t rows, const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
     void ck_tile_f64_rows(Py_ssize_t rows, const double* const* xp, const double* w, Py_ssize_t cin,
                           double* acc)
@@ -29,6 +31,16 @@ cdef inline void micro_tile(const floating* const* xp, const floating* w, Py_ssi
         ck_tile_f32(xp, w, cin, acc)
     else:
         ck_tile_f64(xp, w, cin, acc)
+
+
+cdef inline void micro_half_tile(const floating* const* xp, const floating* w, Py_ssize_t cin,
+                                 floating* acc) noexcept nogil:
+    """micro_tile on 2 * CK_MR rows xp[r] and the first half of each packed weight row: acc (2 * CK_MR
+    rows of NR / 2) += rows times weights (the last block of a layer with at most NR / 2 channels left)."""
+    if floating is float:
+        ck_half_tile_f32(xp, w, cin, acc)
+    else:
+        ck_half_tile_f64(xp, w, cin, acc)
 
 
 cdef inline void micro_tile_rows(Py_ssize_t rows, const floating* const* xp, const floating* w, Py_ssize_t cin,
