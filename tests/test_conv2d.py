@@ -193,6 +193,31 @@ def test_auto_rule_winograd_for_float32_only():
     assert auto((56, 56), 64, 64, kernel=(5, 5)) == "direct"
 
 
+def test_auto_rule_with_weights_kept_takes_winograd_below_the_tile_count():
+    """A layer that keeps its transformed weights (nn.Conv2d in evaluation mode) pays no transform per
+    call: 7x7x512 at batch 1 (4 tiles) gets Winograd there, and the per-call rule keeps im2col."""
+    def auto(out_size, cin, cout, dtype=np.float32, kept=True):
+        return choose_algorithm((3, 3), (1, 1), (1, 1, 1, 1), 1, out_size, in_channels=cin, out_channels=cout,
+                                batch=1, num_threads=2, dtype=dtype, weights_kept=kept)
+    assert auto((7, 7), 512, 512) == "winograd"
+    assert auto((7, 7), 512, 512, kept=False) == "im2col"
+    assert auto((7, 7), 512, 512, dtype=np.float64) == "im2col"      # still float32 only
+    assert auto((7, 7), 16, 512) != "winograd"                        # and 32+ channels
+
+
+def test_resnet18_in_evaluation_mode_runs_its_7x7_layers_with_winograd():
+    from convkit.models import resnet18
+    model = resnet18(dtype=np.float32).eval()
+    chosen = {}
+
+    def visit(layer, in_shape, out_shape):
+        if isinstance(layer, convkit.nn.Conv2d) and in_shape[1:] == (7, 7, 512):
+            bound = layer.bind(np.zeros((3, 3, 512, 512), np.float32))
+            chosen[layer.stride] = bound._plan(np.zeros(in_shape, np.float32), 2)[4]
+    model._trace(model._shape_to_internal((1, 224, 224, 3)), visit)
+    assert chosen == {(1, 1): "winograd"}
+
+
 def test_auto_runs_winograd_where_chosen(rng):
     """conv2d(algo="auto") on a layer the rule gives Winograd: Winograd's bits, within its float32 bound."""
     x = rng.standard_normal((1, 16, 16, 32)).astype(np.float32)

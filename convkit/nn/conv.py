@@ -211,7 +211,7 @@ class _BoundConv2d:
             algo = c.algo if c.algo != "auto" else choose_algorithm(
                 c.kernel_size, stride, pads, c.groups, out_size, in_channels=c.in_channels,
                 out_channels=c.out_channels, batch=x.shape[0], num_threads=nt, dilation=dilation,
-                dtype=x.dtype)
+                dtype=x.dtype, weights_kept=True)
             if algo not in self._prepared:
                 self._prepared[algo] = prepare_weights(self.weight, c.groups, algo)
             plan = self._plans[x.shape, nt] = ((x.shape[0], *out_size, c.out_channels), stride, pads,
