@@ -19,13 +19,14 @@ from libc.string cimport memset
 
 from activation cimport activate_span_residual
 from checks cimport check_geometry, check_min, check_size, optional_image, optional_vector
-from microkernel cimport micro_half_tile, micro_tile
+from microkernel cimport micro_taps_tile
 from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
 
 import numpy as np
 
 cdef enum:
     CHUNK_TILES = 16  # at most this many tiles (of CK_TILE_PIXELS pixels) per work item
+    TAP_GROUP = 9     # at most this many taps per micro-kernel call (a 3x3 window; 7 kernel rows of a 7x7)
 
 
 def block_width(dtype):
@@ -43,16 +44,19 @@ cdef inline void conv_tile(
     """acc[r*B + j] = sum over taps and input channels for output pixel p0+r (flat over the image); with
     ``half``, acc[r*B/2 + j] for the first B/2 channels of the block and twice the pixels (the half tile).
 
-    When a pixel's window row lies inside the image, the dilation is 1 and the group has all channels,
-    the row's KW taps are KW*C contiguous input values (NHWC) facing KW*C contiguous packed weight rows,
-    so one micro-kernel call covers the whole kernel row: that matters most for thin inputs (an RGB stem).
+    A tap is one (kh, kw) of the window facing cin_g packed weight rows.  When every pixel's window row
+    lies inside the image, the dilation is 1 and the group has all channels, a whole kernel row is one
+    tap instead: its KW*C input values are contiguous (NHWC), as are its KW*C packed weight rows, which
+    matters most for thin inputs (an RGB stem).  Up to TAP_GROUP taps go to one micro-kernel call, the
+    accumulators staying in registers across them.
     """
     cdef Py_ssize_t B = tile_width(floating is float)
     cdef Py_ssize_t rows = 2 * CK_TILE_PIXELS if half else CK_TILE_PIXELS
-    cdef const floating* xp[2 * CK_TILE_PIXELS]
+    cdef const floating* xp[TAP_GROUP * 2 * CK_TILE_PIXELS]     # tap t's row pointers at t * rows
+    cdef const floating** tp
     cdef Py_ssize_t ih0[2 * CK_TILE_PIXELS]
     cdef Py_ssize_t iw0[2 * CK_TILE_PIXELS]
-    cdef Py_ssize_t kh, kw, ih, iw, r
+    cdef Py_ssize_t kh, kw, ih, iw, r, t, tap, taps, ntaps, cin
     cdef bint whole_rows = dw == 1 and cin_g == C
     for r in range(rows):
         # Top-left input coordinate of pixel r's window; pixels past npix (r >= npix) read zeros only.
@@ -60,31 +64,27 @@ cdef inline void conv_tile(
         iw0[r] = ((min(p0 + r, p0 + npix - 1)) % Wout) * sw - pl
         if r < npix and (iw0[r] < 0 or iw0[r] + KW > W):
             whole_rows = False
-    memset(acc, 0, CK_TILE_PIXELS * B * sizeof(floating))
-    for kh in range(KH):
-        if whole_rows:
-            for r in range(rows):
-                ih = ih0[r] + kh * dh
-                xp[r] = x + ((n * H + ih) * W + iw0[r]) * C if r < npix and <size_t>ih < <size_t>H else zeros
-            tile(xp, wblk + kh * KW * cin_g * B, KW * cin_g, acc, half)
-            continue
-        for kw in range(KW):
+    ntaps = KH if whole_rows else KH * KW
+    cin = KW * cin_g if whole_rows else cin_g
+    if ntaps == 0:
+        memset(acc, 0, CK_TILE_PIXELS * B * sizeof(floating))
+    tap = 0
+    while tap < ntaps:
+        taps = min(TAP_GROUP, ntaps - tap)
+        for t in range(taps):
+            tp = xp + t * rows
+            kh = tap + t if whole_rows else (tap + t) // KW
+            kw = 0 if whole_rows else (tap + t) % KW
             for r in range(rows):
                 ih = ih0[r] + kh * dh
                 iw = iw0[r] + kw * dw
-                if r < npix and <size_t>ih < <size_t>H and <size_t>iw < <size_t>W:
-                    xp[r] = x + ((n * H + ih) * W + iw) * C + c0
+                if r < npix and <size_t>ih < <size_t>H and (whole_rows or <size_t>iw < <size_t>W):
+                    tp[r] = x + ((n * H + ih) * W + iw) * C + c0
                 else:
-                    xp[r] = zeros
-            tile(xp, wblk + (kh * KW + kw) * cin_g * B, cin_g, acc, half)
-
-
-cdef inline void tile(const floating* const* xp, const floating* w, Py_ssize_t cin, floating* acc,
-                      bint half) noexcept nogil:
-    if half:
-        micro_half_tile(xp, w, cin, acc)
-    else:
-        micro_tile(xp, w, cin, acc)
+                    tp[r] = zeros
+        # A block's taps are contiguous: tap `tap` starts tap * cin packed rows in.
+        micro_taps_tile(xp, taps, wblk + tap * cin * B, cin, acc, tap > 0, half)
+        tap += taps
 
 
 cdef inline void conv_item(

@@ -46,23 +46,53 @@ static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *acc)  
     }                                                                                       \
 }
 
-/* The half-width form for the last channel block of a layer with at most half a block left (a 1x1
- * projection to 16 channels on the 32-wide AVX-512 block): twice the rows, one vector of columns, the
- * same number of accumulators.  w still holds rows of 2 * LANES values (the packed block's layout), of
- * which the first LANES are read; acc has 2 * CK_MR rows of LANES values (CK_ACC_LEN in all). */
-#define CK_DEFINE_HALF_TILE(NAME, T, VT, LANES)                                             \
-static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *acc)              \
+/* The direct kernels' form over several taps at once (conv_direct.pyx): for each tap t < taps, ROWS rows
+ * xp[t * ROWS + r] times `cin` packed weight rows (a block's taps follow one another, so w runs on), the
+ * accumulators kept in registers across the taps, started from acc if `accumulate` else from zero, and
+ * stored to acc once (a call per tap loaded and stored them for each).  NAME: ROWS = CK_MR rows of two
+ * vectors; NAME##_half: 2 * CK_MR rows of one vector, reading the first LANES values of each weight row
+ * (a block with at most half its channels in use); both CK_ACC_LEN accumulators, rows 2 * LANES and
+ * LANES apart. */
+#define CK_DEFINE_TAPS_TILES(NAME, T, VT, LANES)                                            \
+static inline void NAME(const T *const *xp, ptrdiff_t taps, const T *w, ptrdiff_t cin, T *acc, \
+                        int accumulate)                                                     \
+{                                                                                           \
+    VT a[CK_MR][2];                                                                         \
+    _Pragma("GCC unroll 16")                                                                \
+    for (int r = 0; r < CK_MR; r++) {                                                       \
+        a[r][0] = accumulate ? *(const VT *)(acc + 2 * LANES * r) : (VT){0};                \
+        a[r][1] = accumulate ? *(const VT *)(acc + 2 * LANES * r + LANES) : (VT){0};        \
+    }                                                                                       \
+    for (ptrdiff_t t = 0; t < taps; t++, xp += CK_MR)                                       \
+        for (ptrdiff_t ci = 0; ci < cin; ci++, w += 2 * LANES) {                            \
+            VT w0 = *(const VT *)w, w1 = *(const VT *)(w + LANES);                          \
+            _Pragma("GCC unroll 16")                                                        \
+            for (int r = 0; r < CK_MR; r++) {                                               \
+                T v = xp[r][ci];                                                            \
+                a[r][0] += v * w0;                                                          \
+                a[r][1] += v * w1;                                                          \
+            }                                                                               \
+        }                                                                                   \
+    _Pragma("GCC unroll 16")                                                                \
+    for (int r = 0; r < CK_MR; r++) {                                                       \
+        *(VT *)(acc + 2 * LANES * r) = a[r][0];                                             \
+        *(VT *)(acc + 2 * LANES * r + LANES) = a[r][1];                                     \
+    }                                                                                       \
+}                                                                                           \
+static inline void NAME##_half(const T *const *xp, ptrdiff_t taps, const T *w, ptrdiff_t cin, \
+                               T *acc, int accumulate)                                      \
 {                                                                                           \
     VT a[2 * CK_MR];                                                                        \
     _Pragma("GCC unroll 32")                                                                \
     for (int r = 0; r < 2 * CK_MR; r++)                                                     \
-        a[r] = *(const VT *)(acc + LANES * r);                                              \
-    for (ptrdiff_t ci = 0; ci < cin; ci++, w += 2 * LANES) {                                \
-        VT w0 = *(const VT *)w;                                                             \
-        _Pragma("GCC unroll 32")                                                            \
-        for (int r = 0; r < 2 * CK_MR; r++)                                                 \
-            a[r] += xp[r][ci] * w0;                                                         \
-    }                                                                                       \
+        a[r] = accumulate ? *(const VT *)(acc + LANES * r) : (VT){0};                       \
+    for (ptrdiff_t t = 0; t < taps; t++, xp += 2 * CK_MR)                                   \
+        for (ptrdiff_t ci = 0; ci < cin; ci++, w += 2 * LANES) {                            \
+            VT w0 = *(const VT *)w;                                                         \
+            _Pragma("GCC unroll 32")                                                        \
+            for (int r = 0; r < 2 * CK_MR; r++)                                             \
+                a[r] += xp[r][ci] * w0;                                                     \
+        }                                                                                   \
     _Pragma("GCC unroll 32")                                                                \
     for (int r = 0; r < 2 * CK_MR; r++)                                                     \
         *(VT *)(acc + LANES * r) = a[r];                                                    \
@@ -180,8 +210,8 @@ static inline void NAME##_rows(ptrdiff_t rows, const T *const *xp, const T *w, p
 
 CK_DEFINE_TILES(ck_tile_f32, float, ck_vf32, CK_LANES_F32)
 CK_DEFINE_TILES(ck_tile_f64, double, ck_vf64, CK_LANES_F64)
-CK_DEFINE_HALF_TILE(ck_half_tile_f32, float, ck_vf32, CK_LANES_F32)
-CK_DEFINE_HALF_TILE(ck_half_tile_f64, double, ck_vf64, CK_LANES_F64)
+CK_DEFINE_TAPS_TILES(ck_taps_tile_f32, float, ck_vf32, CK_LANES_F32)
+CK_DEFINE_TAPS_TILES(ck_taps_tile_f64, double, ck_vf64, CK_LANES_F64)
 CK_DEFINE_GEMM_TILES(ck_gemm_tile_f32, float, ck_vf32, CK_LANES_F32)
 CK_DEFINE_GEMM_TILES(ck_gemm_tile_f64, double, ck_vf64, CK_LANES_F64)
 typedef int ck_vi32 __attribute__((vector_size(CK_VECTOR_BYTES)));

@@ -4,8 +4,14 @@ from cython cimport floating
 cdef extern from "microkernel.h" nogil:
     void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
     void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
-    void ck_half_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
-    void ck_half_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
+    void ck_taps_tile_f32(const float* const* xp, Py_ssize_t taps, const float* w, Py_ssize_t cin,
+                          float* acc, bint accumulate)
+    void ck_taps_tile_f64(const double* const* xp, Py_ssize_t taps, const double* w, Py_ssize_t cin,
+                          double* acc, bint accumulate)
+    void ck_taps_tile_f32_half(const float* const* xp, Py_ssize_t taps, const float* w, Py_ssize_t cin,
+                               float* acc, bint accumulate)
+    void ck_taps_tile_f64_half(const double* const* xp, Py_ssize_t taps, const double* w, Py_ssize_t cin,
+                               double* acc, bint accumulate)
     void ck_tile_f32_rows(Py_ssize_t rows, const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
     void ck_tile_f64_rows(Py_ssize_t rows, const double* const* xp, const double* w, Py_ssize_t cin,
                           double* acc)
@@ -33,14 +39,20 @@ cdef inline void micro_tile(const floating* const* xp, const floating* w, Py_ssi
         ck_tile_f64(xp, w, cin, acc)
 
 
-cdef inline void micro_half_tile(const floating* const* xp, const floating* w, Py_ssize_t cin,
-                                 floating* acc) noexcept nogil:
-    """micro_tile on 2 * CK_MR rows xp[r] and the first half of each packed weight row: acc (2 * CK_MR
-    rows of NR / 2) += rows times weights (the last block of a layer with at most NR / 2 channels left)."""
+cdef inline void micro_taps_tile(const floating* const* xp, Py_ssize_t taps, const floating* w, Py_ssize_t cin,
+                                 floating* acc, bint accumulate, bint half) noexcept nogil:
+    """microkernel.h's taps tile: acc (= or +=) the sums over ``taps`` taps of rows xp[t * rows + r] times
+    ``cin`` packed weight rows each; CK_MR rows x NR, or with ``half`` 2 * CK_MR rows x NR / 2."""
     if floating is float:
-        ck_half_tile_f32(xp, w, cin, acc)
+        if half:
+            ck_taps_tile_f32_half(xp, taps, w, cin, acc, accumulate)
+        else:
+            ck_taps_tile_f32(xp, taps, w, cin, acc, accumulate)
     else:
-        ck_half_tile_f64(xp, w, cin, acc)
+        if half:
+            ck_taps_tile_f64_half(xp, taps, w, cin, acc, accumulate)
+        else:
+            ck_taps_tile_f64(xp, taps, w, cin, acc, accumulate)
 
 
 cdef inline void micro_tile_rows(Py_ssize_t rows, const floating* const* xp, const floating* w, Py_ssize_t cin,
