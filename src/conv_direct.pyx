@@ -15,6 +15,7 @@ its own pixels x channels of the output.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
 from activation cimport activate_span_residual
@@ -159,22 +160,26 @@ def conv2d_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, 
     ntiles = (Hout * Wout + CK_TILE_PIXELS - 1) // CK_TILE_PIXELS
     nchunks = (ntiles + CHUNK_TILES - 1) // CHUNK_TILES
     chunk_tiles = (ntiles + nchunks - 1) // nchunks
-    cdef floating[::1] zeros = np.zeros(max(KW * C, 1), dtype=np.float32 if floating is float else np.float64)
-    cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else &zeros[0]
     if packed is None:
         packed = pack_weights(np.asarray(w), G)
     elif packed.shape != (G, nblk, KH, KW, cin_g, B):
         raise ValueError(f"expected packed weights of shape {(G, nblk, KH, KW, cin_g, B)}, got {packed.shape}")
     cdef const floating[:, :, :, :, :, ::1] wpk = packed
-    cdef const floating* wp = &wpk[0, 0, 0, 0, 0, 0] if wpk.size > 0 else &zeros[0]
+    # The padding's source: a kernel row of zeros (calloc'd, not an array: this runs once per layer call)
+    cdef floating* zeros = <floating*>calloc(max(KW * C, 1), sizeof(floating))
+    if zeros == NULL:
+        raise MemoryError("cannot allocate the direct kernel's row of zeros")
+    cdef const floating* xp = &x[0, 0, 0, 0] if N * H * W * C > 0 else zeros
+    cdef const floating* wp = &wpk[0, 0, 0, 0, 0, 0] if wpk.size > 0 else zeros
     with nogil:
         # item = ((n * nchunks + chunk) * G + g) * nblk + b
         for item in prange(N * nchunks * blocks, num_threads=num_threads, schedule="static"):
-            conv_item(xp, wp, bp, rp, &zeros[0], &out[0, 0, 0, 0],
+            conv_item(xp, wp, bp, rp, zeros, &out[0, 0, 0, 0],
                       item // (nchunks * blocks), (item // blocks) % nchunks, chunk_tiles,
                       (item % blocks) // nblk, item % nblk,
                       H, W, C, G, cin_g, cout_g, nblk, KH, KW, sh, sw, pt, pl, dh, dw, Hout, Wout,
                       act, <floating>alpha)
+        free(zeros)
 
 
 def pack_weights(w, Py_ssize_t groups):

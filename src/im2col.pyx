@@ -10,6 +10,7 @@ disjoint input rows and never race.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
 from checks cimport check_geometry, check_min, check_range, check_size, optional_image, optional_vector
@@ -353,16 +354,19 @@ def conv2d_im2col_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                              f"operand (groups=1), got {packed.shape} {packed.dtype} with groups={groups}")
         b_packed = packed.buffer
         b_packed_p = &b_packed[0] if b_packed.shape[0] > 0 else NULL
-    cdef floating[::1] zeros = np.zeros(max(cin_g, 1), dtype=dtype)
     if M * Cout == 0:
         return
+    # The padding's source: cin_g zeros (calloc'd, not an array: this runs once per layer call)
+    cdef floating* zeros = <floating*>calloc(max(cin_g, 1), sizeof(floating))
+    if zeros == NULL:
+        raise MemoryError("cannot allocate im2col's row of zeros")
     cdef Im2colSource src
-    src.x = &x[0, 0, 0, 0] if x.size > 0 else &zeros[0]
-    src.zeros = &zeros[0]
+    src.x = &x[0, 0, 0, 0] if x.size > 0 else zeros
+    src.zeros = zeros
     src.H, src.W, src.C, src.cg = x.shape[1], x.shape[2], x.shape[3], cin_g
     src.KH, src.KW, src.sh, src.sw, src.pt, src.pl, src.dh, src.dw = KH, KW, sh, sw, pt, pl, dh, dw
     src.Hout, src.Wout = Hout, Wout
-    cdef const floating* wp = &w[0, 0, 0, 0] if w.size > 0 else &zeros[0]
+    cdef const floating* wp = &w[0, 0, 0, 0] if w.size > 0 else zeros
     cdef floating* yp = &out[0, 0, 0, 0]
     cdef int status = 0
     with nogil:
@@ -377,6 +381,7 @@ def conv2d_im2col_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                                     num_threads)
             if status:
                 break
+        free(zeros)
     if status:
         raise MemoryError(f"cannot allocate the GEMM's packing workspace for a ({M}, {K}) x ({K}, "
                           f"{cout_g}) product")
