@@ -105,8 +105,8 @@ def choose_algorithm(kernel_size, cin_per_group, cout_per_group, itemsize):
     """The ``algo="auto"`` rule: ``"direct"`` unless one group's weights exceed AUTO_IM2COL_WEIGHT_BYTES.
 
     The direct kernel multiplies every 6-pixel tile of sampled columns with the whole weight tensor of
-    its group, so it reads the weights once per tile (CK_TILE_PIXELS, 6-12 pixels): fast while they stay in cache, memory-bound
-    once they do not.  A GEMM blocks the reduction and reads them once per large panel of rows.  Measured
+    its group, so it reads the weights once per tile (CK_TILE_PIXELS, 6-12 pixels): fast while they stay
+    in cache, memory-bound once they do not.  A GEMM blocks the reduction and reads them once per large panel of rows.  Measured
     on the 2-core development machine (2 threads, median of interleaved runs; im2col then multiplied with
     NumPy's BLAS, not yet re-measured on convkit's own GEMM): direct was faster or
     level on every layer with weights up to 4.5 MiB (3x3 64->64 at 64x64: 2.3x; 128->128: 1.2-2.3x;

@@ -51,8 +51,9 @@ def pack_weight(weight, num_threads=None):
 
 def linear_packed(x, weight, bias, activation, num_threads, packed):
     """:func:`linear` on checked operands (``linear_args``), with ``packed = pack_weight(weight)`` (or
-    None: packed in the call if the GEMM runs, see ``uses_gemv``).  ``nn.Linear`` keeps one per weight version in evaluation mode: packing
-    the transposed 512 x 1000 weight was about a fifth of a batch-64 call."""
+    None: packed in the call if the GEMM runs, see ``uses_gemv``).  ``nn.Linear`` keeps one per weight
+    version in evaluation mode: packing the transposed 512 x 1000 weight was about a fifth of a batch-64
+    call."""
     out_features, in_features = weight.shape
     bias = as_bias(bias, out_features, x.dtype)
     code, alpha = resolve_activation(activation)

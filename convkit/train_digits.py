@@ -51,9 +51,10 @@ def accuracy(model, x, y, batch_size=512):
 
 
 def train(epochs=12, batch_size=32, lr=0.05, momentum=0.9, weight_decay=1e-4, seed=0, progress=None):
-    """Train :func:`digits_cnn` with SGD, the learning rate decayed from ``lr`` along a half cosine; return (model, history) with per-epoch ``loss`` (mean training loss),
-    ``test_accuracy`` and ``seconds`` (cumulative).  ``progress(epoch, done, total)`` is called after
-    each batch, then ``progress(epoch, None, history)`` after each epoch."""
+    """Train :func:`digits_cnn` with SGD, the learning rate decayed from ``lr`` along a half cosine; return
+    (model, history) with per-epoch ``loss`` (mean training loss), ``test_accuracy`` and ``seconds``
+    (cumulative).  ``progress(epoch, done, total)`` is called after each batch, then
+    ``progress(epoch, None, history)`` after each epoch."""
     x_train, y_train, x_test, y_test = load_digits_split(seed)
     rng = np.random.default_rng(seed)
     model = digits_cnn(rng)

@@ -4,13 +4,15 @@ Weights are packed by ``pack_weights`` (one pass; a caller that runs a layer man
 network's fused layers, packs once and passes ``packed=``) into blocks of ``block_width(dtype)``
 output channels, zero-padded, laid out (group, block, kh, kw, ci, block): a block's rows are then
 contiguous, where in HWIO they would sit Cout apart (for Cout = 512, 2 KiB: the same few cache sets,
-measured 2-3x slower).  The innermost loop streams one block row and updates a tile of CK_TILE_PIXELS output pixels x one block of accumulators held in vector registers
-(the tile itself is ``microkernel.h``).  Input pixels outside the image read from a row of zeros, so the
-inner loop has no branches.
+measured 2-3x slower).  The innermost loop streams one block row and updates a tile of CK_TILE_PIXELS
+output pixels x one block of accumulators held in vector registers (the tile itself is
+``microkernel.h``).  Input pixels outside the image read from a row of zeros, so the inner loop has no
+branches.
 
 Work is split into items of (image, run of consecutive output pixels, channel block): an image's tiles
-are shared evenly between runs of at most CHUNK_TILES tiles, and the runs cross output rows, so short rows (7x7 maps) do not leave tiles half empty, and
-one weight block serves a whole run while it is in cache.  OpenMP hands out items statically; each writes
+are shared evenly between runs of at most CHUNK_TILES tiles, and the runs cross output rows, so short
+rows (7x7 maps) do not leave tiles half empty, and one weight block serves a whole run while it is in
+cache.  OpenMP hands out items statically; each writes
 its own pixels x channels of the output.
 """
 from cython cimport floating

@@ -123,7 +123,8 @@ cdef inline void position_gemm(const floating* vp, const floating* up, Py_ssize_
 
 cdef inline void wino_item(
     const floating* x, const floating* u, const floating* w, const floating* bias, const floating* res,
-    const floating* zeros, floating* y, floating* v, floating* mbuf, floating* ubuf, int A, Py_ssize_t blk, Py_ssize_t chunk,
+    const floating* zeros, floating* y, floating* v, floating* mbuf, floating* ubuf, int A, Py_ssize_t blk,
+    Py_ssize_t chunk,
     Py_ssize_t T, Py_ssize_t chunk_blocks, Py_ssize_t ntiles, Py_ssize_t tiles_w, Py_ssize_t tiles_img,
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Cp, Py_ssize_t Cout, Py_ssize_t nblk,
     Py_ssize_t Hout, Py_ssize_t Wout, Py_ssize_t pt, Py_ssize_t pl, int act, floating alpha,

@@ -67,7 +67,8 @@ def window_plan(chunks, size, out_size, kernel, stride, dilation, pad_before, ax
 
     A convolution chunk pads ``max(top, bottom)`` of the zeros it needs; when that padding cannot be
     lined up with the stride (an asymmetric "same" padding on a short image), or its windows read no
-    row of the image (a 1-pixel kernel over a padded border), it gets explicit zero rows instead.  A pooling chunk that touches a padded border uses the pooling's own padding, so that
+    row of the image (a 1-pixel kernel over a padded border), it gets explicit zero rows instead.  A
+    pooling chunk that touches a padded border uses the pooling's own padding, so that
     windows past the border are clipped, and counted, exactly as in the in-memory call.
     """
     span = dilation * (kernel - 1) + 1
