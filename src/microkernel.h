@@ -8,7 +8,7 @@
  * surrounding code, at a fraction of this speed.
  *
  * ck_tile_*: the direct kernels' form.  xp[r] points at the reduction values of row r (a row of zeros for
- *            padding), w at `cin` packed rows of NR values; acc (CK_ACC_LEN) is written (see below).
+ *            padding), w at `cin` packed rows of NR values; acc (CK_ACC_LEN) is loaded and stored.
  * ck_gemm_*: the GEMM's form, on packed panels: a holds kc columns of CK_MR values, b kc rows of NR values;
  *            acc (CK_ACC_LEN, row r at r*NR) is overwritten with the product of the first `rows` rows
  *            (at least; rows past them may be left untouched); ck_gemm_tile_store_* stores a whole
@@ -21,15 +21,40 @@
 #include <stddef.h>
 #include "simd.h"
 
-/* The direct kernels' tile (conv_direct.pyx over several taps at once; conv_transpose.pyx and
- * deform_direct.pyx one tap at a time through NAME): for each tap t < taps, the rows xp[t * ROWS + r] times
- * `cin` packed weight rows (a block's taps follow one another, so w runs on), the accumulators kept in
- * registers across the taps, started from acc if `accumulate` else from zero, and stored to acc once.
- * NAME##_taps: ROWS = CK_MR rows of two vectors; NAME##_taps_half: 2 * CK_MR rows of one vector, reading
- * the first LANES values of each weight row (a block with at most half its channels in use); both
- * CK_ACC_LEN accumulators, rows 2 * LANES and LANES apart.  NAME: one tap of CK_MR rows, accumulating. */
-#define CK_DEFINE_DIRECT_TILES(NAME, T, VT, LANES)                                          \
-static inline void NAME##_taps(const T *const *xp, ptrdiff_t taps, const T *w, ptrdiff_t cin, T *acc, \
+#define CK_DEFINE_TILE(NAME, T, VT, LANES, ROWS)                                            \
+static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *acc)              \
+{                                                                                           \
+    VT a[ROWS][2];                                                                          \
+    _Pragma("GCC unroll 16")                                                                \
+    for (int r = 0; r < ROWS; r++) {                                                        \
+        a[r][0] = *(const VT *)(acc + 2 * LANES * r);                                       \
+        a[r][1] = *(const VT *)(acc + 2 * LANES * r + LANES);                               \
+    }                                                                                       \
+    for (ptrdiff_t ci = 0; ci < cin; ci++, w += 2 * LANES) {                                \
+        VT w0 = *(const VT *)w, w1 = *(const VT *)(w + LANES);                              \
+        _Pragma("GCC unroll 16")                                                            \
+        for (int r = 0; r < ROWS; r++) {                                                    \
+            T v = xp[r][ci];                                                                \
+            a[r][0] += v * w0;                                                              \
+            a[r][1] += v * w1;                                                              \
+        }                                                                                   \
+    }                                                                                       \
+    _Pragma("GCC unroll 16")                                                                \
+    for (int r = 0; r < ROWS; r++) {                                                        \
+        *(VT *)(acc + 2 * LANES * r) = a[r][0];                                             \
+        *(VT *)(acc + 2 * LANES * r + LANES) = a[r][1];                                     \
+    }                                                                                       \
+}
+
+/* The direct kernels' form over several taps at once (conv_direct.pyx): for each tap t < taps, ROWS rows
+ * xp[t * ROWS + r] times `cin` packed weight rows (a block's taps follow one another, so w runs on), the
+ * accumulators kept in registers across the taps, started from acc if `accumulate` else from zero, and
+ * stored to acc once (a call per tap loaded and stored them for each).  NAME: ROWS = CK_MR rows of two
+ * vectors; NAME##_half: 2 * CK_MR rows of one vector, reading the first LANES values of each weight row
+ * (a block with at most half its channels in use); both CK_ACC_LEN accumulators, rows 2 * LANES and
+ * LANES apart. */
+#define CK_DEFINE_TAPS_TILES(NAME, T, VT, LANES)                                            \
+static inline void NAME(const T *const *xp, ptrdiff_t taps, const T *w, ptrdiff_t cin, T *acc, \
                         int accumulate)                                                     \
 {                                                                                           \
     VT a[CK_MR][2];                                                                         \
@@ -54,8 +79,8 @@ static inline void NAME##_taps(const T *const *xp, ptrdiff_t taps, const T *w, p
         *(VT *)(acc + 2 * LANES * r + LANES) = a[r][1];                                     \
     }                                                                                       \
 }                                                                                           \
-static inline void NAME##_taps_half(const T *const *xp, ptrdiff_t taps, const T *w,          \
-                                    ptrdiff_t cin, T *acc, int accumulate)                  \
+static inline void NAME##_half(const T *const *xp, ptrdiff_t taps, const T *w, ptrdiff_t cin, \
+                               T *acc, int accumulate)                                      \
 {                                                                                           \
     VT a[2 * CK_MR];                                                                        \
     _Pragma("GCC unroll 32")                                                                \
@@ -71,10 +96,6 @@ static inline void NAME##_taps_half(const T *const *xp, ptrdiff_t taps, const T 
     _Pragma("GCC unroll 32")                                                                \
     for (int r = 0; r < 2 * CK_MR; r++)                                                     \
         *(VT *)(acc + LANES * r) = a[r];                                                    \
-}                                                                                           \
-static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *acc)              \
-{                                                                                           \
-    NAME##_taps(xp, 1, w, cin, acc, 1);                                                     \
 }
 
 /* The GEMM tile's product: c[ROWS][2] = a (kc columns of CK_MR values) times b (kc rows of NR values),
@@ -171,8 +192,26 @@ static inline void NAME(ptrdiff_t rows, ptrdiff_t kc, const T *a, const T *b, T 
         NAME##_short(kc, a, b, acc, dst, ldd);                                              \
 }
 
-CK_DEFINE_DIRECT_TILES(ck_tile_f32, float, ck_vf32, CK_LANES_F32)
-CK_DEFINE_DIRECT_TILES(ck_tile_f64, double, ck_vf64, CK_LANES_F64)
+/* The direct form for the first `rows` rows only (xp[rows..] are not read, acc's rows past them not
+ * touched): the full tile, or one of a third or two thirds of CK_MR rows, as the GEMM's edge panels. */
+#define CK_DEFINE_TILES(NAME, T, VT, LANES)                                                 \
+CK_DEFINE_TILE(NAME, T, VT, LANES, CK_MR)                                                   \
+CK_DEFINE_TILE(NAME##_mid, T, VT, LANES, CK_MR_MID)                                         \
+CK_DEFINE_TILE(NAME##_short, T, VT, LANES, CK_MR_SHORT)                                     \
+static inline void NAME##_rows(ptrdiff_t rows, const T *const *xp, const T *w, ptrdiff_t cin, T *acc) \
+{                                                                                           \
+    if (rows > CK_MR_MID)                                                                   \
+        NAME(xp, w, cin, acc);                                                              \
+    else if (rows > CK_MR_SHORT)                                                            \
+        NAME##_mid(xp, w, cin, acc);                                                        \
+    else                                                                                    \
+        NAME##_short(xp, w, cin, acc);                                                      \
+}
+
+CK_DEFINE_TILES(ck_tile_f32, float, ck_vf32, CK_LANES_F32)
+CK_DEFINE_TILES(ck_tile_f64, double, ck_vf64, CK_LANES_F64)
+CK_DEFINE_TAPS_TILES(ck_taps_tile_f32, float, ck_vf32, CK_LANES_F32)
+CK_DEFINE_TAPS_TILES(ck_taps_tile_f64, double, ck_vf64, CK_LANES_F64)
 CK_DEFINE_GEMM_TILES(ck_gemm_tile_f32, float, ck_vf32, CK_LANES_F32)
 CK_DEFINE_GEMM_TILES(ck_gemm_tile_f64, double, ck_vf64, CK_LANES_F64)
 typedef int ck_vi32 __attribute__((vector_size(CK_VECTOR_BYTES)));

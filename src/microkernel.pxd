@@ -4,14 +4,17 @@ from cython cimport floating
 cdef extern from "microkernel.h" nogil:
     void ck_tile_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
     void ck_tile_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* acc)
-    void ck_tile_f32_taps(const float* const* xp, Py_ssize_t taps, const float* w, Py_ssize_t cin,
+    void ck_taps_tile_f32(const float* const* xp, Py_ssize_t taps, const float* w, Py_ssize_t cin,
                           float* acc, bint accumulate)
-    void ck_tile_f64_taps(const double* const* xp, Py_ssize_t taps, const double* w, Py_ssize_t cin,
+    void ck_taps_tile_f64(const double* const* xp, Py_ssize_t taps, const double* w, Py_ssize_t cin,
                           double* acc, bint accumulate)
-    void ck_tile_f32_taps_half(const float* const* xp, Py_ssize_t taps, const float* w, Py_ssize_t cin,
+    void ck_taps_tile_f32_half(const float* const* xp, Py_ssize_t taps, const float* w, Py_ssize_t cin,
                                float* acc, bint accumulate)
-    void ck_tile_f64_taps_half(const double* const* xp, Py_ssize_t taps, const double* w, Py_ssize_t cin,
+    void ck_taps_tile_f64_half(const double* const* xp, Py_ssize_t taps, const double* w, Py_ssize_t cin,
                                double* acc, bint accumulate)
+    void ck_tile_f32_rows(Py_ssize_t rows, const float* const* xp, const float* w, Py_ssize_t cin, float* acc)
+    void ck_tile_f64_rows(Py_ssize_t rows, const double* const* xp, const double* w, Py_ssize_t cin,
+                          double* acc)
     void ck_gemm_tile_f32(Py_ssize_t rows, Py_ssize_t kc, const float* a, const float* b, float* acc,
                           const float* dst, Py_ssize_t ldd)
     void ck_gemm_tile_f64(Py_ssize_t rows, Py_ssize_t kc, const double* a, const double* b, double* acc,
@@ -42,14 +45,24 @@ cdef inline void micro_taps_tile(const floating* const* xp, Py_ssize_t taps, con
     ``cin`` packed weight rows each; CK_MR rows x NR, or with ``half`` 2 * CK_MR rows x NR / 2."""
     if floating is float:
         if half:
-            ck_tile_f32_taps_half(xp, taps, w, cin, acc, accumulate)
+            ck_taps_tile_f32_half(xp, taps, w, cin, acc, accumulate)
         else:
-            ck_tile_f32_taps(xp, taps, w, cin, acc, accumulate)
+            ck_taps_tile_f32(xp, taps, w, cin, acc, accumulate)
     else:
         if half:
-            ck_tile_f64_taps_half(xp, taps, w, cin, acc, accumulate)
+            ck_taps_tile_f64_half(xp, taps, w, cin, acc, accumulate)
         else:
-            ck_tile_f64_taps(xp, taps, w, cin, acc, accumulate)
+            ck_taps_tile_f64(xp, taps, w, cin, acc, accumulate)
+
+
+cdef inline void micro_tile_rows(Py_ssize_t rows, const floating* const* xp, const floating* w, Py_ssize_t cin,
+                                 floating* acc) noexcept nogil:
+    """micro_tile for the first ``rows`` rows only, on a tile of CK_MR, two thirds or a third of its rows
+    (the smallest that holds them): xp[rows:] may be unset; acc's rows past the tile's are untouched."""
+    if floating is float:
+        ck_tile_f32_rows(rows, xp, w, cin, acc)
+    else:
+        ck_tile_f64_rows(rows, xp, w, cin, acc)
 
 
 cdef inline void gemm_tile(Py_ssize_t rows, Py_ssize_t kc, const floating* a, const floating* b,
