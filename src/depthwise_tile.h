@@ -2,9 +2,10 @@
  * vectors: CK_NR_F32 / CK_NR_F64 of simd.h; or one, the half tile) for a contiguous-output (multiplier 1),
  * interior tile.
  *
- * x points at the first tap of pixel 0 (its top-left input pixel, at the block's first channel); pixel r
- * reads x + r*step, tap (i, j) is at + i*row + j*col; w points at the first tap row's weights, tap (i, j)
- * at w + (i*KW + j)*C; the accumulators start from the bias and go to out + r*ostep.  Vector extensions
+ * Tap row i of the window reads input row rows[i] (its pixel 0, channel 0; the rows need not be evenly
+ * spaced: a fused block keeps them in a ring): pixel r's tap (i, j) is at rows[i] + off + r*step + j*col,
+ * off locating pixel 0's first tap at the block's first channel; w points at the first tap row's weights,
+ * tap (i, j) at w + (i*KW + j)*C; the accumulators start from the bias and go to out + r*ostep.  Vector extensions
  * (GCC/Clang), as microkernel.h: the accumulators and the weight vectors stay in registers and each
  * input vector is a memory operand of its FMA, whatever the surrounding code (the same loop left to the
  * auto-vectoriser ran about 20% slower).
@@ -18,8 +19,8 @@
  * vectors). */
 #define DW_DEFINE_TAPS(NAME, T, VT, LANES, NV, PX)                                           \
 static inline __attribute__((always_inline)) void NAME(                                     \
-    const T *x, ptrdiff_t step, ptrdiff_t row, ptrdiff_t col, ptrdiff_t nkh, ptrdiff_t KW,   \
-    const T *w, ptrdiff_t C, const T *bias, T *out, ptrdiff_t ostep)                         \
+    const T *const *rows, ptrdiff_t off, ptrdiff_t step, ptrdiff_t col, ptrdiff_t nkh,        \
+    ptrdiff_t KW, const T *w, ptrdiff_t C, const T *bias, T *out, ptrdiff_t ostep)           \
 {                                                                                            \
     VT a[PX][NV], wv[NV];                                                                    \
     for (int v = 0; v < NV; v++) {                                                           \
@@ -27,7 +28,7 @@ static inline __attribute__((always_inline)) void NAME(                         
         for (int r = 0; r < PX; r++) a[r][v] = wv[v];                                        \
     }                                                                                        \
     for (ptrdiff_t i = 0; i < nkh; i++) {                                                    \
-        const T *xr = x + i * row;                                                           \
+        const T *xr = rows[i] + off;                                                         \
         const T *wr = w + i * KW * C;                                                        \
         for (ptrdiff_t j = 0; j < KW; j++) {                                                 \
             const T *xp = xr + j * col;                                                      \
@@ -49,19 +50,20 @@ static inline __attribute__((always_inline)) void NAME(                         
 DW_DEFINE_TAPS(NAME##_wide, T, VT, LANES, NV, CK_DW_PIXELS)                                 \
 DW_DEFINE_TAPS(NAME##_narrow, T, VT, LANES, NV, 4)                                          \
 static inline __attribute__((always_inline)) void NAME(                                     \
-    const T *x, ptrdiff_t npx, ptrdiff_t step, ptrdiff_t row, ptrdiff_t col, ptrdiff_t nkh,  \
-    ptrdiff_t KW, const T *w, ptrdiff_t C, const T *bias, T *out, ptrdiff_t ostep)           \
+    const T *const *rows, ptrdiff_t off, ptrdiff_t npx, ptrdiff_t step, ptrdiff_t col,       \
+    ptrdiff_t nkh, ptrdiff_t KW, const T *w, ptrdiff_t C, const T *bias, T *out,             \
+    ptrdiff_t ostep)                                                                         \
 {                                                                                            \
     if (npx == CK_DW_PIXELS) {                                                               \
         if (nkh == 3 && KW == 3)                                                             \
-            NAME##_wide(x, step, row, col, 3, 3, w, C, bias, out, ostep);                    \
+            NAME##_wide(rows, off, step, col, 3, 3, w, C, bias, out, ostep);                    \
         else                                                                                 \
-            NAME##_wide(x, step, row, col, nkh, KW, w, C, bias, out, ostep);                 \
+            NAME##_wide(rows, off, step, col, nkh, KW, w, C, bias, out, ostep);                 \
     } else {                                                                                 \
         if (nkh == 3 && KW == 3)                                                             \
-            NAME##_narrow(x, step, row, col, 3, 3, w, C, bias, out, ostep);                  \
+            NAME##_narrow(rows, off, step, col, 3, 3, w, C, bias, out, ostep);                  \
         else                                                                                 \
-            NAME##_narrow(x, step, row, col, nkh, KW, w, C, bias, out, ostep);               \
+            NAME##_narrow(rows, off, step, col, nkh, KW, w, C, bias, out, ostep);               \
     }                                                                                        \
 }
 DW_DEFINE_TILE(dw_tile_f32, float, ck_vf32, CK_LANES_F32, 2)

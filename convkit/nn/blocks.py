@@ -5,7 +5,7 @@ from .._validation import pair
 from .activation import ReLU, activation_layer
 from .container import Sequential, backward_in_reverse, forward_in_order
 from .conv import Conv2d, _BoundConv2d
-from .fusion import fused_conv
+from .fusion import FusedInvertedResidual, fused_conv
 from .init import generator
 from .module import Module
 from .norm import BatchNorm2d
@@ -63,21 +63,38 @@ class InvertedResidual(Module):
         self.conv = Sequential(*layers)
 
     def _forward(self, x):
-        if self.training or not self.use_res_connect:
+        if self.training:
             self._save()
             y = self.conv._forward(x)
             if self.use_res_connect:
                 y += x
             return y
+        residual = x if self.use_res_connect else None
+        fused = self._cached("fused", self._fused_kernel)
+        if fused is not None:
+            return fused(x, residual=residual)
         *steps, last = self.conv._plan()
         y = x
         for step in steps:
             y = step(y)
         if isinstance(last, _BoundConv2d):
-            return last(y, residual=x)
+            return last(y, residual=residual)
         y = last(y)
-        y += x
+        if residual is not None:
+            y += residual
         return y
+
+    def _fused_kernel(self):
+        """The block as one :class:`FusedInvertedResidual` call, or None when a layer is not the plain
+        one (an ``algo`` set, a module in training mode)."""
+        *head, project, bn = self.conv
+        steps = [m._plan() for m in head] + [[fused_conv(project, bn)]]
+        convs = [m[0] for m in head] + [project]
+        if not all(len(p) == 1 and isinstance(p[0], _BoundConv2d) for p in steps) \
+                or any(c.algo != "auto" or c.training for c in convs) or bn.training:
+            return None
+        bound = [p[0] for p in steps]
+        return FusedInvertedResidual(None if len(bound) == 2 else bound[0], *bound[-2:])
 
     def _backward(self, grad, input_grad):
         self._saved()

@@ -5,7 +5,18 @@ activation applied in the convolution's epilogue (``conv2d(..., activation=)``),
 triple reads and writes its activations once; a block's shortcut is added in the same epilogue (the
 steps take ``residual=``).  Containers build their fused steps once and rebuild them when parameters are
 assigned or loaded (not when arrays are modified in place).
+
+An inverted residual block's three fused convolutions can run as one kernel
+(:class:`FusedInvertedResidual`), its expanded tensors never leaving the cores' caches.
 """
+import numpy as np
+
+from .._alloc import empty as aligned_empty
+from .._kernels import depthwise as _depthwise
+from .._kernels import gemm as _gemm
+from .._kernels import inverted_residual as _inverted_residual
+from .._threads import resolve_num_threads
+from .._validation import conv_geometry
 from ..normalization import fold_batch_norm
 from .activation import _Activation
 from .conv import Conv2d
@@ -44,3 +55,53 @@ def fusion_plan(modules):
             i += 1
         steps.append(fused_conv(m, bn, act))
     return steps
+
+
+class FusedInvertedResidual:
+    """``project(depthwise(expand(x))) + residual`` of three fused convolutions (``fused_conv``'s callables:
+    an optional 1x1 expansion, a depthwise layer, a 1x1 projection) as one call of the
+    ``inverted_residual`` kernel, which keeps the expanded and depthwise tensors a few rows at a time in
+    each core's cache instead of writing them out (see src/inverted_residual.pyx).  The weights are packed
+    for it once, here.  An input or residual the kernel does not take as it is (another dtype, not
+    C-contiguous) goes through the three steps instead."""
+
+    def __init__(self, expand, depthwise, project):
+        self.steps = [step for step in (expand, depthwise, project) if step is not None]
+        self.depthwise = depthwise.conv
+        channels = depthwise.conv.in_channels
+        self.dtype = project.weight.dtype
+        self.in_channels = channels if expand is None else expand.conv.in_channels
+        self.out_channels = project.conv.out_channels
+        self.expand = None if expand is None else _gemm.pack_b(expand.weight.reshape(-1, channels))
+        self.expand_bias = None if expand is None else expand.bias
+        self.expand_act = (0, 0.0) if expand is None else expand._act
+        self.dw_weight = _depthwise.pack_weights(depthwise.weight, channels)
+        self.dw_bias = _depthwise.pack_bias(depthwise.bias, channels, 1, self.dtype)
+        self.project = _gemm.pack_b(project.weight.reshape(channels, -1))
+        self.acts = (depthwise._act, project._act)
+        self.project_bias = project.bias
+        self._geometry = {}   # input (H, W) -> (stride, dilation, pads, output size)
+
+    def _fits(self, a):
+        return type(a) is np.ndarray and a.dtype == self.dtype and a.flags.c_contiguous
+
+    def __call__(self, x, residual=None):
+        if not (self._fits(x) and x.ndim == 4 and x.shape[3] == self.in_channels) \
+                or (residual is not None and not self._fits(residual)):
+            *first, last = self.steps
+            for step in first:
+                x = step(x)
+            return last(x, residual=residual)
+        geometry = self._geometry.get(x.shape[1:3])
+        if geometry is None:
+            d = self.depthwise
+            geometry = self._geometry[x.shape[1:3]] = conv_geometry(x.shape[1:3], d.kernel_size, d.stride,
+                                                                   d.padding, d.dilation)
+        (sh, sw), (dh, dw), (pt, _, pl, _), (hout, wout) = geometry
+        out = aligned_empty((x.shape[0], hout, wout, self.out_channels), self.dtype)
+        (dw_act, dw_alpha), (project_act, project_alpha) = self.acts
+        _inverted_residual.inverted_residual_nhwc(
+            x, self.expand, self.expand_bias, *self.expand_act, self.dw_weight, self.dw_bias, dw_act, dw_alpha,
+            self.project, self.project_bias, project_act, project_alpha, out, sh, sw, pt, pl, dh, dw,
+            resolve_num_threads(None), residual=residual)
+        return out

@@ -1,0 +1,181 @@
+"""MobileNetV2's inverted residual block as one kernel: 1x1 expansion, depthwise KHxKW, 1x1 projection.
+
+    hidden = act_e(x @ We + be)                  (N, H, W, Ch)       omitted when the block has no expansion
+    depth  = act_d(depthwise(hidden, Wd) + bd)   (N, Hout, Wout, Ch)
+    out    = act_p(depth @ Wp + bp + residual)   (N, Hout, Wout, Cout)
+
+Run layer by layer, the expanded tensors go to memory and back between the layers: MobileNetV2's first
+blocks expand 56x56 and 112x112 maps to 144 and 96 channels (1.8 and 4.8 MB an image), more than a core's
+L2, and the depthwise layer reading the expansion's output ran 1.9-2.6x slower inside the network than
+alone (AMD EPYC Zen 4, batch 1, 2 threads).  Here the hidden and depthwise tensors exist only a few rows at
+a time, per thread: each work item is a band of output rows of one image, walked down in groups of
+``group_rows`` rows.  For a group the item computes the expansion of the input rows the group's windows
+need and have not been computed yet, into a ring of hidden rows (row ih in slot ih mod ``ring_rows``, so
+nothing is recomputed or moved while walking down), then the group's depthwise rows from the ring
+(``depthwise_row.pxd``, its window rows given as pointers into the ring), then the projection of those
+rows straight into the output, the residual added in its epilogue.  The two 1x1 layers are products on one
+thread with the GEMM's packing and register tile (``gemm.pxd``'s ``gemm_serial``), their weights packed
+once ahead (``gemm.pack_b``).  Only the first rows of a band (the window's overlap with the band above) are
+expanded twice.
+
+Bands: an image is cut into as many bands as it takes for the images x bands to share evenly between the
+threads (one band per image when the threads divide the batch).  Each thread's ring, depthwise rows and
+packing panel come from one allocation per call.
+"""
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport free, malloc
+
+from activation cimport ACT_NONE, activate_span
+from checks cimport check_geometry, check_min, check_size, optional_image, optional_vector
+from depthwise_row cimport dw_row, tap_rows
+from gemm cimport (ALIGN, ROWS_IN_PLACE_MAX_N, StridedMatrix, aligned, block_sizes, gemm_serial,
+                   pack_a_strided_f32, pack_a_strided_f64, round_up)
+
+import math
+
+import numpy as np
+
+cdef enum:
+    GROUP_PIXELS = 64   # output pixels per group at least (rows of the projection's product), when a band has them
+
+
+cdef inline void pointwise(const floating* a, Py_ssize_t M, Py_ssize_t K, const floating* b_packed,
+                           Py_ssize_t N, floating* c, const floating* bias, const floating* res, int act,
+                           floating alpha, floating* panel) noexcept nogil:
+    """c (M x N, rows N apart) = act(a (M x K, rows K apart) @ B + bias + res) on this thread, B packed
+    by gemm.pack_b; narrow products read ``a`` in place, as gemm.pxd's gemm does."""
+    cdef StridedMatrix src
+    src.data = a
+    src.row_stride = K
+    src.col_stride = 1
+    cdef const floating* in_place = a if K > 0 and N <= ROWS_IN_PLACE_MAX_N else NULL
+    gemm_serial(pack_a_strided_f32 if floating is float else pack_a_strided_f64, &src, in_place, K,
+                0, M, 0, N, K, NULL, 0, 0, b_packed, N, c, N, False, bias, res, N, act, alpha, panel, NULL)
+
+
+cdef inline void block_band(
+    const floating* x, const floating* we, const floating* be, const floating* wd, const floating* bd,
+    const floating* wp, const floating* bp, const floating* res, floating* out,
+    Py_ssize_t n, Py_ssize_t oh_begin, Py_ssize_t oh_end, Py_ssize_t group_rows, Py_ssize_t ring_rows,
+    Py_ssize_t H, Py_ssize_t W, Py_ssize_t Cin, Py_ssize_t Ch, Py_ssize_t Cout, Py_ssize_t Hout,
+    Py_ssize_t Wout, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
+    Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int act_e, floating alpha_e, int act_d, floating alpha_d,
+    int act_p, floating alpha_p, floating* ring, floating* depth, const floating** rows, floating* panel,
+) noexcept nogil:
+    """Output rows oh_begin:oh_end of image ``n`` (see the module's docstring); ``we`` NULL: no expansion,
+    the depthwise layer reads the input's rows.  ``ring`` holds ``ring_rows`` hidden rows, ``depth``
+    ``group_rows`` depthwise rows, ``rows`` KH pointers, ``panel`` the GEMM's packed A block."""
+    cdef Py_ssize_t oh, o, o_end, ih0, kh0, kh1, kh, ih, lo, hi, run
+    cdef Py_ssize_t done = -1     # hidden rows below this one are in the ring (or not needed)
+    cdef const floating* image = x + n * H * W * Cin
+    o = oh_begin
+    while o < oh_end:
+        o_end = min(o + group_rows, oh_end)
+        if we != NULL:
+            # Hidden rows [lo, hi): from the first row the group's first window reads to the last row
+            # its last window reads, clipped to the image; those below `done` are in the ring already.
+            ih0, kh0, kh1 = tap_rows(o, sh, pt, dh, KH, H)
+            lo = max(ih0 + kh0 * dh, done)
+            ih0, kh0, kh1 = tap_rows(o_end - 1, sh, pt, dh, KH, H)
+            hi = ih0 + (kh1 - 1) * dh + 1
+            while lo < hi:     # a run of consecutive slots, up to the ring's end
+                run = min(hi - lo, ring_rows - lo % ring_rows)
+                pointwise(image + lo * W * Cin, run * W, Cin, we, Ch, ring + (lo % ring_rows) * W * Ch,
+                          be, NULL, act_e, alpha_e, panel)
+                lo += run
+            done = max(done, hi)
+        for oh in range(o, o_end):
+            ih0, kh0, kh1 = tap_rows(oh, sh, pt, dh, KH, H)
+            for kh in range(kh0, kh1):
+                ih = ih0 + kh * dh
+                rows[kh] = ring + (ih % ring_rows) * W * Ch if we != NULL else image + ih * W * Cin
+            dw_row(rows, kh0, kh1, wd, bd, depth + (oh - o) * Wout * Ch, W, Ch, 1, KW, sw, pl, dw, Wout)
+            if act_d != ACT_NONE:
+                activate_span(depth + (oh - o) * Wout * Ch, NULL, depth + (oh - o) * Wout * Ch, Wout * Ch,
+                              act_d, alpha_d)
+        pointwise(depth, (o_end - o) * Wout, Ch, wp, Cout, out + (n * Hout + o) * Wout * Cout, bp,
+                  res + (n * Hout + o) * Wout * Cout if res != NULL else NULL, act_p, alpha_p, panel)
+        o = o_end
+
+
+def inverted_residual_nhwc(const floating[:, :, :, ::1] x, expand, expand_bias, int expand_act,
+                           double expand_alpha, const floating[:, :, :, ::1] dw_weight,
+                           const floating[:, ::1] dw_bias, int dw_act, double dw_alpha, project,
+                           project_bias, int project_act, double project_alpha,
+                           floating[:, :, :, ::1] out, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
+                           Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int num_threads, residual=None):
+    """out (N, Hout, Wout, Cout) = the block of the module's docstring on x (N, H, W, Cin).
+
+    ``expand``: None (no expansion layer) or ``gemm.pack_b`` of the (Cin, Ch) expansion weight;
+    ``dw_weight``/``dw_bias``: depthwise.pack_weights / pack_bias of the (KH, KW, 1, Ch) depthwise layer
+    (channel multiplier 1); ``project``: ``gemm.pack_b`` of the (Ch, Cout) projection weight; biases None
+    or vectors; ``*_act`` and ``*_alpha``: each layer's activation code and parameter (resolve_activation); ``residual``
+    None or a C-contiguous array of out's shape not overlapping it.  Padding pt/pl on top/left; the bottom
+    and right follow from out's size.
+    """
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], Cin = x.shape[3]
+    cdef Py_ssize_t KH = dw_weight.shape[1], KW = dw_weight.shape[2], Ch = dw_weight.shape[3]
+    cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], Cout = out.shape[3]
+    check_geometry(sh, sw, dh, dw, num_threads)
+    check_min(pt, 0, "the top padding")
+    check_min(pl, 0, "the left padding")
+    check_size(dw_weight.shape[0], 1, "the depthwise weight's channel multiplier")
+    check_size(dw_bias.shape[0], 1, "the packed depthwise bias' rows")
+    check_size(dw_bias.shape[1], Ch, "the packed depthwise bias' channels")
+    check_size(out.shape[0], N, "out's batch")
+    dtype = np.float32 if floating is float else np.float64
+    if expand is None:
+        check_size(Ch, Cin, "the depthwise channels without an expansion (the input channels)")
+    elif expand.shape != (Cin, Ch) or expand.dtype != dtype:
+        raise ValueError(f"expected expand packed as a ({Cin}, {Ch}) operand of the input's dtype, got "
+                         f"{expand.shape} {expand.dtype}")
+    if project.shape != (Ch, Cout) or project.dtype != dtype:
+        raise ValueError(f"expected project packed as a ({Ch}, {Cout}) operand of the input's dtype, got "
+                         f"{project.shape} {project.dtype}")
+    cdef const floating* be
+    cdef const floating* bp
+    cdef const floating* rp
+    optional_vector(expand_bias, Ch, "expand_bias", &be)
+    optional_vector(project_bias, Cout, "project_bias", &bp)
+    optional_image(residual, N, Hout, Wout, Cout, "residual", &rp)
+    if N * Hout * Wout * Cout == 0:
+        return
+    if H == 0 or W == 0 or Ch == 0:
+        raise ValueError(f"expected a non-empty input and hidden layer, got input {tuple(x.shape)[:3]} "
+                         f"and {Ch} hidden channels")
+    cdef const floating[::1] we_view = None if expand is None else expand.buffer
+    cdef const floating[::1] wp_view = project.buffer
+    cdef const floating* we = &we_view[0] if expand is not None else NULL
+    cdef const floating* wp = &wp_view[0]
+    # Bands per image: enough for images x bands to be a multiple of the threads (at most a band a row).
+    cdef Py_ssize_t bands = min(num_threads // math.gcd(N, num_threads), Hout)
+    cdef Py_ssize_t band_rows = (Hout + bands - 1) // bands
+    cdef Py_ssize_t group_rows = min(max((GROUP_PIXELS + Wout - 1) // Wout, 1), band_rows)
+    # A group's windows span (group_rows - 1) * sh + (KH - 1) * dh + 1 input rows.
+    cdef Py_ssize_t ring_rows = (group_rows - 1) * sh + (KH - 1) * dh + 1
+    cdef Py_ssize_t MC, KC, NC
+    MC, KC, NC = block_sizes(<floating>0)
+    cdef Py_ssize_t ring_len = round_up(ring_rows * W * Ch if expand is not None else 0, ALIGN)
+    cdef Py_ssize_t depth_len = round_up(group_rows * Wout * Ch, ALIGN)
+    cdef Py_ssize_t panel_len = round_up(MC * min(KC, max(Cin, Ch)), ALIGN)
+    cdef Py_ssize_t rows_len = round_up(KH * sizeof(floating*) // sizeof(floating) + 1, ALIGN)
+    cdef Py_ssize_t per_thread = ring_len + depth_len + panel_len + rows_len
+    cdef void* raw = malloc(num_threads * per_thread * sizeof(floating) + ALIGN)
+    if raw == NULL:
+        raise MemoryError("cannot allocate the inverted residual block's per-thread rows")
+    cdef floating* work = <floating*>aligned(raw)
+    cdef floating* mine
+    cdef Py_ssize_t item, band
+    with nogil:
+        for item in prange(N * bands, num_threads=num_threads, schedule="static"):
+            band = item % bands
+            mine = work + threadid() * per_thread
+            block_band(&x[0, 0, 0, 0], we, be, &dw_weight[0, 0, 0, 0], &dw_bias[0, 0], wp, bp, rp,
+                       &out[0, 0, 0, 0], item // bands, band * band_rows, min((band + 1) * band_rows, Hout),
+                       group_rows, ring_rows, H, W, Cin, Ch, Cout, Hout, Wout, KH, KW, sh, sw, pt, pl,
+                       dh, dw, expand_act, <floating>expand_alpha, dw_act, <floating>dw_alpha,
+                       project_act, <floating>project_alpha,
+                       mine, mine + ring_len, <const floating**>(mine + ring_len + depth_len + panel_len),
+                       mine + ring_len + depth_len)
+        free(raw)
