@@ -197,34 +197,3 @@ def test_state_dict_keys_and_shapes_match_pytorch(name):
     ours = MODELS[name]().state_dict()
     assert list(ours) == list(state)
     assert all(ours[k].shape == state[k].shape and ours[k].dtype == state[k].dtype for k in state)
-
-
-@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
-def test_mobilenet_v2_in_chunks_of_images_matches_the_whole_batch(layout, monkeypatch):
-    """In evaluation mode MobileNetV2 runs its first stages a chunk of images at a time (cache-sized
-    chunks): the logits agree with the whole batch run at once, and the chunks are smaller than it."""
-    from convkit.models import mobilenet as mobilenet_module
-    from convkit.nn import container
-    model = mobilenet_v2(layout, rng=3)
-    x = np.random.default_rng(4).standard_normal((5, 96, 96, 3)).astype(np.float32)
-    x = to_layout(x, layout)
-    seen = []
-    real = container.forward_in_batch_chunks
-    monkeypatch.setattr(mobilenet_module, "forward_in_batch_chunks",
-                        lambda m, a, images: seen.append((a.shape[0], images)) or real(m, a, images))
-    monkeypatch.setattr(mobilenet_module, "CHUNK_BYTES", 2 * 48 * 48 * 96 * 4)   # two images per chunk
-    chunked = model(x)
-    monkeypatch.setattr(mobilenet_module, "CHUNK_BYTES", 1 << 40)                 # the whole batch
-    whole = model(x)
-    assert seen == [(5, 2), (5, (1 << 40) // (48 * 48 * 96 * 4))]
-    assert_rel_close(chunked, whole, 1e-5)
-    assert_rel_close(model(x[:1]), whole[:1], 1e-5)
-
-
-def test_forward_in_batch_chunks_writes_every_chunk():
-    from convkit.nn import Conv2d
-    from convkit.nn.container import forward_in_batch_chunks
-    layer = Conv2d(3, 4, 3, padding=1).eval()
-    x = np.random.default_rng(5).standard_normal((5, 6, 7, 3)).astype(np.float32)
-    for images in (1, 2, 4, 5, 9):
-        np.testing.assert_allclose(forward_in_batch_chunks(layer, x, images), layer._forward(x), rtol=1e-6)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..nn.blocks import ConvBNAct, InvertedResidual
-from ..nn.container import Sequential, backward_in_reverse, forward_in_batch_chunks, forward_in_order
+from ..nn.container import Sequential, backward_in_reverse, forward_in_order
 from ..nn.init import generator
 from ..nn.linear import Dropout, Linear
 from ..nn.module import Module
@@ -10,17 +10,6 @@ from ..nn.pooling import GlobalAvgPool2d
 from ._init import torchvision_init
 
 # torchvision's MobileNetV2 table: expansion t, output channels c, repeats n, first stride s.
-# In evaluation mode a batch runs the stem and the 112x112 and 56x56 stages (the first HEAD_MODULES of
-# ``features``) a chunk of images at a time, each chunk's widest activation at most CHUNK_BYTES, so that a
-# block's expanded and depthwise tensors stay in the last-level cache between its layers instead of
-# going to memory (at batch 8 the 112x112x96 expansion alone is 38.5 MB, more than the 32 MiB L3).
-# Measured at batch 8, 2 threads, AMD EPYC Zen 4 (32 MiB L3; constants chosen on this one machine),
-# whole network in separate processes, 7 interleaved rounds: chunks of 1 image 1.17x the unchunked
-# speed, of 2 images 1.14x, of 4 images 1.02x; splitting after 3, 5, 8 or 11 modules: 5 to 11 level,
-# 3 worse.
-HEAD_MODULES = 5
-CHUNK_BYTES = 8 << 20
-
 INVERTED_RESIDUAL_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
                              (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
@@ -50,13 +39,7 @@ class MobileNetV2(Module):
 
     def _forward(self, x):
         self._save()
-        if self.training or x.shape[0] <= 1:
-            return forward_in_order(self._stages(), x)
-        head, tail = self._cached("split", lambda: (Sequential(*list(self.features)[:HEAD_MODULES]),
-                                                   Sequential(*list(self.features)[HEAD_MODULES:])))
-        widest = self._cached(("widest", x.shape[1:], x.dtype.str), lambda: _widest_activation_bytes(head, x))
-        x = forward_in_batch_chunks(head, x, max(1, CHUNK_BYTES // widest))
-        return forward_in_order((tail, self.pool, self.classifier), x)
+        return forward_in_order(self._stages(), x)
 
     def _backward(self, grad, input_grad):
         self._saved()
@@ -66,16 +49,6 @@ class MobileNetV2(Module):
         for m in self._stages():
             shape = m._trace(shape, visit)
         return shape
-
-
-def _widest_activation_bytes(module, x):
-    """Bytes of the largest output of any layer of ``module`` for one image of ``x`` (NHWC)."""
-    widest = [0]
-
-    def visit(layer, in_shape, out_shape):
-        widest[0] = max(widest[0], int(np.prod(out_shape[1:])))
-    module._trace((1, *x.shape[1:]), visit)
-    return max(widest[0] * x.itemsize, 1)
 
 
 def mobilenet_v2(layout="NHWC", *, num_classes=1000, dtype=np.float32, rng=0):

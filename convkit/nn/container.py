@@ -1,5 +1,4 @@
 """Sequential: layers applied in order, named "0", "1", ... as in PyTorch."""
-from .._alloc import empty as aligned_empty
 from .fusion import fusion_plan
 from .module import Module
 
@@ -18,21 +17,6 @@ def forward_in_order(modules, x):
     for m in modules:
         x = m._forward(x)
     return x
-
-
-def forward_in_batch_chunks(module, x, images):
-    """``module._forward`` (evaluation mode) on ``x`` in chunks of ``images`` along the batch (axis 0,
-    the internal NHWC layout's), the results written into one output: a network's early layers, whose
-    activations are largest, then keep a chunk's tensors in cache from one layer to the next."""
-    n = x.shape[0]
-    if n <= images:
-        return module._forward(x)
-    first = module._forward(x[:images])
-    y = aligned_empty((n, *first.shape[1:]), first.dtype)
-    y[:images] = first
-    for i in range(images, n, images):
-        y[i:i + images] = module._forward(x[i:i + images])
-    return y
 
 
 def backward_in_reverse(modules, grad, input_grad):
