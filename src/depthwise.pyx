@@ -9,6 +9,7 @@ threads; each thread writes only its own rows.
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
 
 from activation cimport ACT_NONE, activate_span
@@ -16,6 +17,9 @@ from checks cimport check_geometry, check_size
 from depthwise_row cimport dw_row, tap_rows
 
 import numpy as np
+
+cdef enum:
+    LINE_POINTERS = 8    # pointers in a 64-byte cache line
 
 
 def depthwise_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] wpacked,
@@ -46,15 +50,18 @@ def depthwise_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef floating* op = &out[0, 0, 0, 0]
     cdef Py_ssize_t ih0, kh0, kh1, kh
     cdef const floating** rows
-    # Each thread's window rows: KH pointers at threadid() * KH.
-    cdef const floating** row_table = <const floating**>malloc(num_threads * KH * sizeof(floating*))
-    if row_table == NULL:
+    # Each thread's window rows: KH pointers in a cache line (or several) of its own, at threadid() * step
+    # (threads sharing a line of row pointers made 2 threads 8% slower).
+    cdef Py_ssize_t step = (KH + LINE_POINTERS - 1) // LINE_POINTERS * LINE_POINTERS
+    cdef void* raw = malloc((num_threads * step + LINE_POINTERS) * sizeof(floating*))
+    if raw == NULL:
         raise MemoryError("cannot allocate the depthwise kernel's row table")
+    cdef const floating** row_table = <const floating**>((<uintptr_t>raw + 63) // 64 * 64)
     with nogil:
         for r in prange(N * Hout, num_threads=num_threads, schedule="static"):
             n = r // Hout
             oh = r % Hout
-            rows = row_table + threadid() * KH
+            rows = row_table + threadid() * step
             ih0, kh0, kh1 = tap_rows(oh, sh, pt, dh, KH, H)
             for kh in range(kh0, kh1):
                 rows[kh] = xp + ((n * H + ih0 + kh * dh) * W) * C
@@ -67,7 +74,7 @@ def depthwise_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
             if act != ACT_NONE:
                 activate_span(op + r * Wout * C * M, NULL, op + r * Wout * C * M, Wout * C * M,
                               act, <floating>alpha)
-        free(row_table)
+        free(raw)
 
 
 def pack_weights(w, Py_ssize_t channels):
