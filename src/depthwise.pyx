@@ -66,10 +66,10 @@ def depthwise_nhwc(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
             for kh in range(kh0, kh1):
                 rows[kh] = xp + ((n * H + ih0 + kh * dh) * W) * C
             if M == 1:  # the common case, specialised (literal multiplier) once inlined
-                dw_row(rows, kh0, kh1, wp, bp, op + r * Wout * C, W, C, 1, KW, sw, pl, dw, Wout)
+                dw_row(rows, kh0, kh1, 0, C, wp, bp, op + r * Wout * C, W, C, 1, KW, sw, pl, dw, Wout)
             else:
                 for k in range(M):
-                    dw_row(rows, kh0, kh1, wp + k * KH * KW * C, bp + k * C, op + r * Wout * C * M + k,
+                    dw_row(rows, kh0, kh1, 0, C, wp + k * KH * KW * C, bp + k * C, op + r * Wout * C * M + k,
                            W, C, M, KW, sw, pl, dw, Wout)
             if act != ACT_NONE:
                 activate_span(op + r * Wout * C * M, NULL, op + r * Wout * C * M, Wout * C * M,

@@ -169,47 +169,49 @@ cdef inline void dw_block(
 
 cdef inline void dw_channels(
     const floating* const* rows, const floating* w, const floating* bias, floating* out,
-    Py_ssize_t ow, Py_ssize_t npx, Py_ssize_t kh0, Py_ssize_t kh1,
+    Py_ssize_t ow, Py_ssize_t npx, Py_ssize_t kh0, Py_ssize_t kh1, Py_ssize_t c_begin, Py_ssize_t c_end,
     Py_ssize_t W, Py_ssize_t C, Py_ssize_t M, Py_ssize_t KW, Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dw,
 ) noexcept nogil:
-    """Every channel of an interior tile of ``npx`` pixels, or of one pixel (``npx`` 0), at output column
-    ``ow``: whole blocks, then a half block (one vector) when C leaves one, then the rest.  The half block
-    matters with 512-bit vectors (blocks of 32 float32): MobileNet's 144 channels leave 16, which the
-    general tile took 1.3x slower than the vector tile (3x3 56x56x144, 1 thread, Zen 4)."""
+    """Channels c_begin:c_end of an interior tile of ``npx`` pixels, or of one pixel (``npx`` 0), at
+    output column ``ow``: whole blocks, then a half block (one vector) when the range leaves one, then the
+    rest.  The half block matters with 512-bit vectors (blocks of 32 float32): MobileNet's 144 channels
+    leave 16, which the general tile took 1.3x slower than the vector tile (3x3 56x56x144, 1 thread,
+    Zen 4)."""
     cdef Py_ssize_t B = tile_width(floating is float)
-    cdef Py_ssize_t c0 = 0
-    while c0 + B <= C:
+    cdef Py_ssize_t c0 = c_begin
+    while c0 + B <= c_end:
         dw_block(rows, w, bias, out, c0, B, ow, npx, kh0, kh1, W, C, M, KW, sw, pl, dw)
         c0 += B
-    if c0 + B // 2 <= C:
+    if c0 + B // 2 <= c_end:
         dw_block(rows, w, bias, out, c0, B // 2, ow, npx, kh0, kh1, W, C, M, KW, sw, pl, dw)
         c0 += B // 2
-    if c0 < C:
-        dw_block(rows, w, bias, out, c0, C - c0, ow, npx, kh0, kh1, W, C, M, KW, sw, pl, dw)
+    if c0 < c_end:
+        dw_block(rows, w, bias, out, c0, c_end - c0, ow, npx, kh0, kh1, W, C, M, KW, sw, pl, dw)
 
 
 cdef inline void dw_row(
-    const floating* const* rows, Py_ssize_t kh0, Py_ssize_t kh1,
+    const floating* const* rows, Py_ssize_t kh0, Py_ssize_t kh1, Py_ssize_t c_begin, Py_ssize_t c_end,
     const floating* w, const floating* bias, floating* out,
     Py_ssize_t W, Py_ssize_t C, Py_ssize_t M, Py_ssize_t KW, Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dw,
     Py_ssize_t Wout,
 ) noexcept nogil:
-    """One output row for one multiplier, ``out`` at its first output channel in the row.  The interior
-    goes in tiles of PIXELS, then one of 4 if that many are left (7x7 maps have 5 interior columns)."""
+    """Channels c_begin:c_end (all: 0:C) of one output row for one multiplier, ``out`` at the row's first
+    output channel.  The interior goes in tiles of PIXELS, then one of 4 if that many are left (7x7 maps
+    have 5 interior columns)."""
     # Interior output columns [ow_a, ow_b): every tap inside the width, 0 <= ow*sw - pl + kw*dw < W.
     cdef Py_ssize_t ow_a = min((pl + sw - 1) // sw, Wout)
     cdef Py_ssize_t span = W - 1 + pl - (KW - 1) * dw
     cdef Py_ssize_t ow_b = max(min(span // sw + 1, Wout), ow_a) if span >= 0 else ow_a
     cdef Py_ssize_t ow = 0
     while ow < ow_a:
-        dw_channels(rows, w, bias, out, ow, 0, kh0, kh1, W, C, M, KW, sw, pl, dw)
+        dw_channels(rows, w, bias, out, ow, 0, kh0, kh1, c_begin, c_end, W, C, M, KW, sw, pl, dw)
         ow += 1
     while ow + PIXELS <= ow_b:
-        dw_channels(rows, w, bias, out, ow, PIXELS, kh0, kh1, W, C, M, KW, sw, pl, dw)
+        dw_channels(rows, w, bias, out, ow, PIXELS, kh0, kh1, c_begin, c_end, W, C, M, KW, sw, pl, dw)
         ow += PIXELS
     if PIXELS > 4 and ow + 4 <= ow_b:
-        dw_channels(rows, w, bias, out, ow, 4, kh0, kh1, W, C, M, KW, sw, pl, dw)
+        dw_channels(rows, w, bias, out, ow, 4, kh0, kh1, c_begin, c_end, W, C, M, KW, sw, pl, dw)
         ow += 4
     while ow < Wout:
-        dw_channels(rows, w, bias, out, ow, 0, kh0, kh1, W, C, M, KW, sw, pl, dw)
+        dw_channels(rows, w, bias, out, ow, 0, kh0, kh1, c_begin, c_end, W, C, M, KW, sw, pl, dw)
         ow += 1

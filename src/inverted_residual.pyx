@@ -29,6 +29,7 @@ from libc.stdlib cimport free, malloc
 from activation cimport ACT_NONE, activate_span
 from checks cimport check_geometry, check_min, check_size, optional_image, optional_vector
 from depthwise_row cimport dw_row, tap_rows
+from simd cimport CK_NR_F32, CK_NR_F64
 from gemm cimport (ALIGN, ROWS_IN_PLACE_MAX_N, StridedMatrix, aligned, block_sizes, gemm_serial,
                    pack_a_strided_f32, pack_a_strided_f64, round_up)
 
@@ -38,20 +39,27 @@ import numpy as np
 
 cdef enum:
     GROUP_PIXELS = 64   # output pixels per group at least (rows of the projection's product), when a band has them
+    # Output maps up to this size (7x7) split channels, not rows, between threads (run_channel_split).  On
+    # MobileNetV2's blocks at batch 1, 2 threads, AMD EPYC Zen 4, against bands: 7x7 1.03x and 1.08x,
+    # 14x14 0.85-0.98x (interleaved rounds, the two builds in one process).
+    CHANNEL_SPLIT_MAX_PIXELS = 49
 
 
 cdef inline void pointwise(const floating* a, Py_ssize_t M, Py_ssize_t K, const floating* b_packed,
-                           Py_ssize_t N, floating* c, const floating* bias, const floating* res, int act,
-                           floating alpha, floating* panel) noexcept nogil:
-    """c (M x N, rows N apart) = act(a (M x K, rows K apart) @ B + bias + res) on this thread, B packed
-    by gemm.pack_b; narrow products read ``a`` in place, as gemm.pxd's gemm does."""
+                           Py_ssize_t N, Py_ssize_t j_begin, Py_ssize_t j_end, floating* c,
+                           const floating* bias, const floating* res, int act, floating alpha,
+                           floating* panel) noexcept nogil:
+    """Columns j_begin:j_end (j_begin a multiple of the GEMM's panel width) of c (M x N, rows N apart) =
+    act(a (M x K, rows K apart) @ B + bias + res) on this thread, B packed by gemm.pack_b; narrow
+    products read ``a`` in place, as gemm.pxd's gemm does."""
     cdef StridedMatrix src
     src.data = a
     src.row_stride = K
     src.col_stride = 1
     cdef const floating* in_place = a if K > 0 and N <= ROWS_IN_PLACE_MAX_N else NULL
     gemm_serial(pack_a_strided_f32 if floating is float else pack_a_strided_f64, &src, in_place, K,
-                0, M, 0, N, K, NULL, 0, 0, b_packed, N, c, N, False, bias, res, N, act, alpha, panel, NULL)
+                0, M, j_begin, j_end, K, NULL, 0, 0, b_packed, N, c, N, False, bias, res, N, act, alpha,
+                panel, NULL)
 
 
 cdef inline void block_band(
@@ -81,8 +89,8 @@ cdef inline void block_band(
             hi = ih0 + (kh1 - 1) * dh + 1
             while lo < hi:     # a run of consecutive slots, up to the ring's end
                 run = min(hi - lo, ring_rows - lo % ring_rows)
-                pointwise(image + lo * W * Cin, run * W, Cin, we, Ch, ring + (lo % ring_rows) * W * Ch,
-                          be, NULL, act_e, alpha_e, panel)
+                pointwise(image + lo * W * Cin, run * W, Cin, we, Ch, 0, Ch,
+                          ring + (lo % ring_rows) * W * Ch, be, NULL, act_e, alpha_e, panel)
                 lo += run
             done = max(done, hi)
         for oh in range(o, o_end):
@@ -90,13 +98,37 @@ cdef inline void block_band(
             for kh in range(kh0, kh1):
                 ih = ih0 + kh * dh
                 rows[kh] = ring + (ih % ring_rows) * W * Ch if we != NULL else image + ih * W * Cin
-            dw_row(rows, kh0, kh1, wd, bd, depth + (oh - o) * Wout * Ch, W, Ch, 1, KW, sw, pl, dw, Wout)
+            dw_row(rows, kh0, kh1, 0, Ch, wd, bd, depth + (oh - o) * Wout * Ch, W, Ch, 1, KW, sw, pl, dw, Wout)
             if act_d != ACT_NONE:
                 activate_span(depth + (oh - o) * Wout * Ch, NULL, depth + (oh - o) * Wout * Ch, Wout * Ch,
                               act_d, alpha_d)
-        pointwise(depth, (o_end - o) * Wout, Ch, wp, Cout, out + (n * Hout + o) * Wout * Cout, bp,
+        pointwise(depth, (o_end - o) * Wout, Ch, wp, Cout, 0, Cout, out + (n * Hout + o) * Wout * Cout, bp,
                   res + (n * Hout + o) * Wout * Cout if res != NULL else NULL, act_p, alpha_p, panel)
         o = o_end
+
+
+cdef inline void expand_depthwise_channels(
+    const floating* x, const floating* we, const floating* be, const floating* wd, const floating* bd,
+    floating* hidden, floating* depth, Py_ssize_t c_begin, Py_ssize_t c_end,
+    Py_ssize_t H, Py_ssize_t W, Py_ssize_t Cin, Py_ssize_t Ch, Py_ssize_t Hout, Py_ssize_t Wout,
+    Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
+    Py_ssize_t dh, Py_ssize_t dw, int act_e, floating alpha_e, int act_d, floating alpha_d,
+    const floating** rows, floating* panel,
+) noexcept nogil:
+    """Hidden channels c_begin:c_end of one image, whole: its expansion into ``hidden`` (H x W x Ch), then
+    its depthwise layer into ``depth`` (Hout x Wout x Ch).  The other channels are other threads'."""
+    cdef Py_ssize_t oh, ow, kh, ih0, kh0, kh1
+    cdef floating* d
+    pointwise(x, H * W, Cin, we, Ch, c_begin, c_end, hidden, be, NULL, act_e, alpha_e, panel)
+    for oh in range(Hout):
+        ih0, kh0, kh1 = tap_rows(oh, sh, pt, dh, KH, H)
+        for kh in range(kh0, kh1):
+            rows[kh] = hidden + (ih0 + kh * dh) * W * Ch
+        dw_row(rows, kh0, kh1, c_begin, c_end, wd, bd, depth + oh * Wout * Ch, W, Ch, 1, KW, sw, pl, dw, Wout)
+        if act_d != ACT_NONE:
+            for ow in range(Wout):
+                d = depth + (oh * Wout + ow) * Ch + c_begin
+                activate_span(d, NULL, d, c_end - c_begin, act_d, alpha_d)
 
 
 def inverted_residual_nhwc(const floating[:, :, :, ::1] x, expand, expand_bias, int expand_act,
@@ -150,16 +182,22 @@ def inverted_residual_nhwc(const floating[:, :, :, ::1] x, expand, expand_bias, 
     cdef const floating* wp = &wp_view[0]
     # Bands per image: enough for images x bands to be a multiple of the threads (at most a band a row).
     cdef Py_ssize_t bands = min(num_threads // math.gcd(N, num_threads), Hout)
+    cdef Py_ssize_t MC, KC, NC
+    MC, KC, NC = block_sizes(<floating>0)
+    cdef Py_ssize_t panel_len = round_up(MC * min(KC, max(Cin, Ch)), ALIGN)
+    cdef Py_ssize_t rows_len = round_up(KH * sizeof(floating*) // sizeof(floating) + 1, ALIGN)
+    if bands > 1 and expand is not None and Hout * Wout <= CHANNEL_SPLIT_MAX_PIXELS:
+        run_channel_split(&x[0, 0, 0, 0], we, be, &dw_weight[0, 0, 0, 0], &dw_bias[0, 0], wp, bp, rp,
+                          &out[0, 0, 0, 0], N, H, W, Cin, Ch, Cout, Hout, Wout, KH, KW, sh, sw, pt, pl, dh,
+                          dw, expand_act, <floating>expand_alpha, dw_act, <floating>dw_alpha, project_act,
+                          <floating>project_alpha, panel_len + rows_len, panel_len, num_threads)
+        return
     cdef Py_ssize_t band_rows = (Hout + bands - 1) // bands
     cdef Py_ssize_t group_rows = min(max((GROUP_PIXELS + Wout - 1) // Wout, 1), band_rows)
     # A group's windows span (group_rows - 1) * sh + (KH - 1) * dh + 1 input rows.
     cdef Py_ssize_t ring_rows = (group_rows - 1) * sh + (KH - 1) * dh + 1
-    cdef Py_ssize_t MC, KC, NC
-    MC, KC, NC = block_sizes(<floating>0)
     cdef Py_ssize_t ring_len = round_up(ring_rows * W * Ch if expand is not None else 0, ALIGN)
     cdef Py_ssize_t depth_len = round_up(group_rows * Wout * Ch, ALIGN)
-    cdef Py_ssize_t panel_len = round_up(MC * min(KC, max(Cin, Ch)), ALIGN)
-    cdef Py_ssize_t rows_len = round_up(KH * sizeof(floating*) // sizeof(floating) + 1, ALIGN)
     cdef Py_ssize_t per_thread = ring_len + depth_len + panel_len + rows_len
     cdef void* raw = malloc(num_threads * per_thread * sizeof(floating) + ALIGN)
     if raw == NULL:
@@ -179,3 +217,53 @@ def inverted_residual_nhwc(const floating[:, :, :, ::1] x, expand, expand_bias, 
                        mine, mine + ring_len, <const floating**>(mine + ring_len + depth_len + panel_len),
                        mine + ring_len + depth_len)
         free(raw)
+
+
+cdef int run_channel_split(
+    const floating* x, const floating* we, const floating* be, const floating* wd, const floating* bd,
+    const floating* wp, const floating* bp, const floating* res, floating* out,
+    Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Cin, Py_ssize_t Ch, Py_ssize_t Cout,
+    Py_ssize_t Hout, Py_ssize_t Wout, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+    Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int act_e, floating alpha_e,
+    int act_d, floating alpha_d, int act_p, floating alpha_p, Py_ssize_t per_thread, Py_ssize_t panel_len,
+    int num_threads,
+) except -1:
+    """The block on small maps with fewer images than threads: there, bands of a few rows would expand
+    their windows' overlap twice (a 7x7 map in two bands: 9 hidden rows for 7) and share the rows
+    unevenly.  Instead each thread takes whole panels of hidden channels of an image (its expansion
+    columns and depthwise channels, into tensors shared by the threads), then, after the threads meet,
+    whole panels of the projection's output channels."""
+    cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
+    cdef Py_ssize_t parts = max(min(num_threads, (Ch + NR - 1) // NR), 1)
+    cdef Py_ssize_t out_parts = max(min(num_threads, (Cout + NR - 1) // NR), 1)
+    cdef Py_ssize_t hidden_len = round_up(H * W * Ch, ALIGN), depth_len = round_up(Hout * Wout * Ch, ALIGN)
+    cdef void* raw = malloc((N * (hidden_len + depth_len) + num_threads * per_thread) * sizeof(floating)
+                            + ALIGN)
+    if raw == NULL:
+        raise MemoryError("cannot allocate the inverted residual block's hidden tensors")
+    cdef floating* hidden = <floating*>aligned(raw)
+    cdef floating* depth = hidden + N * hidden_len
+    cdef floating* work = depth + N * depth_len
+    cdef floating* mine
+    cdef Py_ssize_t item, n, part, panels
+    with nogil:
+        panels = (Ch + NR - 1) // NR
+        for item in prange(N * parts, num_threads=num_threads, schedule="static"):
+            n = item // parts
+            part = item % parts
+            mine = work + threadid() * per_thread
+            expand_depthwise_channels(x + n * H * W * Cin, we, be, wd, bd, hidden + n * hidden_len,
+                                      depth + n * depth_len, part * panels // parts * NR,
+                                      min((part + 1) * panels // parts * NR, Ch), H, W, Cin, Ch, Hout, Wout,
+                                      KH, KW, sh, sw, pt, pl, dh, dw, act_e, alpha_e, act_d, alpha_d,
+                                      <const floating**>(mine + panel_len), mine)
+        panels = (Cout + NR - 1) // NR
+        for item in prange(N * out_parts, num_threads=num_threads, schedule="static"):
+            n = item // out_parts
+            part = item % out_parts
+            pointwise(depth + n * depth_len, Hout * Wout, Ch, wp, Cout, part * panels // out_parts * NR,
+                      min((part + 1) * panels // out_parts * NR, Cout), out + n * Hout * Wout * Cout, bp,
+                      res + n * Hout * Wout * Cout if res != NULL else NULL, act_p, alpha_p,
+                      work + threadid() * per_thread)
+        free(raw)
+    return 0

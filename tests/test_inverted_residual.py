@@ -109,10 +109,11 @@ def test_kernel_matches_reference(case, threads, dtype):
                                   (("elu", 0.5), "sigmoid", ("leaky_relu", 0.1))], ids=str)
 def test_residual_activations_and_no_expansion(acts, expand, threads, dtype):
     """Every activation (the GEMM's vector epilogue and the general one), the residual in the projection's
-    epilogue, no biases, and blocks without an expansion (the depthwise layer reads the input)."""
+    epilogue, no biases, blocks without an expansion (the depthwise layer reads the input), and a map small
+    enough for the threads to split channels instead of rows (src/inverted_residual.pyx)."""
     rng = np.random.default_rng(7)
-    for biases in (True, False):
-        x, we, be, wd, bd, wp, bp = make_block(rng, 2, 12, 10, 8, 8 if not expand else 40, 8, (3, 3), dtype,
+    for biases, (n, h, w) in [(True, (2, 12, 10)), (False, (2, 12, 10)), (True, (1, 6, 5))]:  # rows, channels split
+        x, we, be, wd, bd, wp, bp = make_block(rng, n, h, w, 8, 8 if not expand else 40, 8, (3, 3), dtype,
                                                expand, biases)
         out = run_kernel(x, we, be, acts[0], wd, bd, acts[1], wp, bp, acts[2], (1, 1), (1, 1, 1, 1), (1, 1),
                          threads, residual=x)
