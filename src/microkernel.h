@@ -172,6 +172,37 @@ static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *dst, ptrdiff_t 
         }                                                                                   \
 }
 
+/* The direct form of the tile for a product exactly one vector wide (a 16-channel projection with 512-bit
+ * vectors), stored straight to dst with the GEMM store's epilogue: 2 * CK_MR rows xp[r] times `cin` packed
+ * weight rows (2 * LANES apart, the first LANES values used), where the whole tile would compute a second
+ * vector of padding in vain (narrow GEMMs read A in place through row pointers: gemm.pxd's
+ * macro_kernel_rows). */
+#define CK_DEFINE_HALF_TILE_STORE(NAME, T, VT, LANES, ACT)                                  \
+static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *dst, ptrdiff_t ldd, \
+                        int add, const T *bias, const T *res, ptrdiff_t ldr, int act)       \
+{                                                                                           \
+    VT c[2 * CK_MR];                                                                        \
+    _Pragma("GCC unroll 32")                                                                \
+    for (int r = 0; r < 2 * CK_MR; r++)                                                     \
+        c[r] = (VT){0};                                                                     \
+    for (ptrdiff_t ci = 0; ci < cin; ci++, w += 2 * LANES) {                                \
+        VT w0 = *(const VT *)w;                                                             \
+        _Pragma("GCC unroll 32")                                                            \
+        for (int r = 0; r < 2 * CK_MR; r++)                                                 \
+            c[r] += xp[r][ci] * w0;                                                         \
+    }                                                                                       \
+    _Pragma("GCC unroll 32")                                                                \
+    for (int r = 0; r < 2 * CK_MR; r++) {                                                   \
+        VT x = c[r];                                                                        \
+        if (add)                                                                            \
+            x += *(const VT *)(dst + r * ldd);                                              \
+        if (bias)                                                                           \
+            x += *(const VT *)bias;                                                         \
+        if (res)                                                                            \
+            x += *(const VT *)(res + r * ldr);                                              \
+        *(VT *)(dst + r * ldd) = ACT(x, act);                                               \
+    }                                                                                       \
+}
 /* The GEMM tile for the first `rows` rows of a packed A panel: the full CK_MR-row tile, or, for the last
  * panel of a block whose height is not a multiple of CK_MR, a shorter one (a third or two thirds of
  * CK_MR rows), so that e.g. M = 64 on the 12-row tile computes 5 x 12 + 4 rows rather than 6 x 12. */
@@ -220,5 +251,7 @@ CK_DEFINE_VECTOR_ACTIVATION(ck_activate_f32, ck_vf32, ck_vi32)
 CK_DEFINE_VECTOR_ACTIVATION(ck_activate_f64, ck_vf64, ck_vi64)
 CK_DEFINE_GEMM_TILE_STORE(ck_gemm_tile_store_f32, float, ck_vf32, CK_LANES_F32, ck_activate_f32)
 CK_DEFINE_GEMM_TILE_STORE(ck_gemm_tile_store_f64, double, ck_vf64, CK_LANES_F64, ck_activate_f64)
+CK_DEFINE_HALF_TILE_STORE(ck_half_tile_store_f32, float, ck_vf32, CK_LANES_F32, ck_activate_f32)
+CK_DEFINE_HALF_TILE_STORE(ck_half_tile_store_f64, double, ck_vf64, CK_LANES_F64, ck_activate_f64)
 
 #endif

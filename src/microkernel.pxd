@@ -24,6 +24,12 @@ cdef extern from "microkernel.h" nogil:
     void ck_gemm_tile_store_f64(Py_ssize_t kc, const double* a, const double* b, double* dst,
                                 Py_ssize_t ldd, bint add, const double* bias, const double* res,
                                 Py_ssize_t ldr, int act)
+    void ck_half_tile_store_f32(const float* const* xp, const float* w, Py_ssize_t cin, float* dst,
+                                Py_ssize_t ldd, bint add, const float* bias, const float* res, Py_ssize_t ldr,
+                                int act)
+    void ck_half_tile_store_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* dst,
+                                Py_ssize_t ldd, bint add, const double* bias, const double* res,
+                                Py_ssize_t ldr, int act)
     enum:   # the activations of the vector epilogue, numbered as activation.pxd's (gemm.pyx checks)
         CK_ACT_NONE
         CK_ACT_RELU
@@ -85,3 +91,15 @@ cdef inline void gemm_tile_store(Py_ssize_t kc, const floating* a, const floatin
         ck_gemm_tile_store_f32(kc, a, b, dst, ldd, add, bias, res, ldr, act)
     else:
         ck_gemm_tile_store_f64(kc, a, b, dst, ldd, add, bias, res, ldr, act)
+
+
+cdef inline void half_tile_store(const floating* const* xp, const floating* w, Py_ssize_t cin,
+                                 floating* dst, Py_ssize_t ldd, bint add, const floating* bias,
+                                 const floating* res, Py_ssize_t ldr, int act) noexcept nogil:
+    """microkernel.h's half tile stored with the vector epilogue: 2 * CK_MR rows xp[r] x NR / 2 columns to
+    ``dst`` (ldd apart): (+ dst if ``add``) (+ bias) (+ res), then activation ``act`` (at most
+    CK_ACT_RELU6)."""
+    if floating is float:
+        ck_half_tile_store_f32(xp, w, cin, dst, ldd, add, bias, res, ldr, act)
+    else:
+        ck_half_tile_store_f64(xp, w, cin, dst, ldd, add, bias, res, ldr, act)

@@ -148,3 +148,27 @@ def test_whole_tiles_store_their_epilogue_from_registers(dtype, m, k, n, act, ac
     expected = activation_ref(v, act)
     assert np.isnan(c[2]).all() and np.isnan(expected[2]).all()
     assert_close(np.nan_to_num(c), np.nan_to_num(expected), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(61, 32, 16), (61, 300, 8), (29, 7, 4), (5, 16, 16)], ids=str)
+@pytest.mark.parametrize("act", [0, 2, 3])
+@pytest.mark.parametrize("accumulate, with_bias, with_residual", [(False, True, False), (True, True, True),
+                                                                   (False, False, True)])
+def test_products_one_vector_wide_store_half_tiles(dtype, m, k, n, act, accumulate, with_bias, with_residual,
+                                                   rng):
+    """A narrow product (A read in place) whose N is one vector (4, 8 or 16: float64 or float32 lanes
+    with 256- or 512-bit vectors) runs in half tiles of twice the rows with the vector epilogue, the last
+    rows and LeakyReLU through the accumulator buffer; K = 300 makes two reduction blocks."""
+    a = rng.standard_normal((m, k)).astype(dtype) * 3
+    a[2, 5] = np.nan
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype) if with_bias else None
+    residual = rng.standard_normal((m, n)).astype(dtype) if with_residual else None
+    v = a.astype(np.float64) @ b + (c if accumulate else 0) + (0 if bias is None else bias) \
+        + (0 if residual is None else residual)
+    gemm.gemm_into(a, b, c, accumulate, bias, residual, act, 0.1, 2)
+    expected = activation_ref(v, act)
+    assert np.isnan(c[2]).all() and np.isnan(expected[2]).all()
+    assert_close(np.nan_to_num(c), np.nan_to_num(expected), dtype)
