@@ -22,7 +22,7 @@ from libc.string cimport memset
 
 from activation cimport activate_span_residual
 from checks cimport check_geometry, check_min, check_size, optional_image, optional_vector
-from microkernel cimport micro_taps_tile
+from microkernel cimport CK_ACT_RELU6, acc_store, micro_taps_tile
 from simd cimport CK_ACC_LEN, CK_TILE_PIXELS, tile_width
 
 import numpy as np
@@ -118,11 +118,17 @@ cdef inline void conv_item(
         npix = min(rows, end - p0)
         conv_tile(x, wblk, zeros, acc, half, n, p0, npix, g * cin_g, H, W, C, cin_g, KH, KW,
                   sh, sw, pt, pl, dh, dw, Wout)
-        for r in range(npix):
-            # The epilogue (residual, bias, activation) runs on the tile while it is in registers/L1.
-            at = (n * P + p0 + r) * Cout + co0
-            activate_span_residual(acc + r * row_len, bias + co0 if bias != NULL else NULL,
-                                   res + at if res != NULL else NULL, out + at, nco, act, alpha)
+        # The epilogue (residual, bias, activation) runs on the tile while it is in registers/L1: in
+        # vector registers for a whole tile (every row, every column) and the activations they have.
+        at = (n * P + p0) * Cout + co0
+        if npix == rows and nco == row_len and act <= CK_ACT_RELU6:
+            acc_store(half, acc, out + at, Cout, bias + co0 if bias != NULL else NULL,
+                      res + at if res != NULL else NULL, Cout, act)
+        else:
+            for r in range(npix):
+                activate_span_residual(acc + r * row_len, bias + co0 if bias != NULL else NULL,
+                                       res + at + r * Cout if res != NULL else NULL, out + at + r * Cout,
+                                       nco, act, alpha)
         p0 += rows
 
 

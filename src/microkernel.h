@@ -203,6 +203,28 @@ static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *dst, p
         *(VT *)(dst + r * ldd) = ACT(x, act);                                               \
     }                                                                                       \
 }
+/* A direct kernel's accumulator tile (acc: CK_MR rows of two vectors; NAME##_half: 2 * CK_MR rows of one,
+ * the taps tiles' layouts) stored to dst (rows ldd apart) with the GEMM store's epilogue: (+ bias)
+ * (+ residual rows ldr apart), then the activation (CK_ACT_*), in vector registers; the scalar epilogue
+ * it replaces for whole tiles took as long as the multiply-adds of a 27-value reduction (an RGB stem). */
+#define CK_DEFINE_ACC_STORE(NAME, T, VT, LANES, ACT, ROWS, NV)                               \
+static inline void NAME(const T *acc, T *dst, ptrdiff_t ldd, const T *bias, const T *res,    \
+                        ptrdiff_t ldr, int act)                                             \
+{                                                                                           \
+    _Pragma("GCC unroll 32")                                                                \
+    for (int r = 0; r < ROWS; r++)                                                          \
+        for (int v = 0; v < NV; v++) {                                                      \
+            VT x = *(const VT *)(acc + (r * NV + v) * LANES);                               \
+            if (bias)                                                                       \
+                x += *(const VT *)(bias + v * LANES);                                       \
+            if (res)                                                                        \
+                x += *(const VT *)(res + r * ldr + v * LANES);                              \
+            *(VT *)(dst + r * ldd + v * LANES) = ACT(x, act);                               \
+        }                                                                                   \
+}
+#define CK_DEFINE_ACC_STORES(NAME, T, VT, LANES, ACT)                                       \
+CK_DEFINE_ACC_STORE(NAME, T, VT, LANES, ACT, CK_MR, 2)                                      \
+CK_DEFINE_ACC_STORE(NAME##_half, T, VT, LANES, ACT, 2 * CK_MR, 1)
 /* The GEMM tile for the first `rows` rows of a packed A panel: the full CK_MR-row tile, or, for the last
  * panel of a block whose height is not a multiple of CK_MR, a shorter one (a third or two thirds of
  * CK_MR rows), so that e.g. M = 64 on the 12-row tile computes 5 x 12 + 4 rows rather than 6 x 12. */
@@ -253,5 +275,7 @@ CK_DEFINE_GEMM_TILE_STORE(ck_gemm_tile_store_f32, float, ck_vf32, CK_LANES_F32, 
 CK_DEFINE_GEMM_TILE_STORE(ck_gemm_tile_store_f64, double, ck_vf64, CK_LANES_F64, ck_activate_f64)
 CK_DEFINE_HALF_TILE_STORE(ck_half_tile_store_f32, float, ck_vf32, CK_LANES_F32, ck_activate_f32)
 CK_DEFINE_HALF_TILE_STORE(ck_half_tile_store_f64, double, ck_vf64, CK_LANES_F64, ck_activate_f64)
+CK_DEFINE_ACC_STORES(ck_acc_store_f32, float, ck_vf32, CK_LANES_F32, ck_activate_f32)
+CK_DEFINE_ACC_STORES(ck_acc_store_f64, double, ck_vf64, CK_LANES_F64, ck_activate_f64)
 
 #endif

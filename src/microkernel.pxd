@@ -30,6 +30,14 @@ cdef extern from "microkernel.h" nogil:
     void ck_half_tile_store_f64(const double* const* xp, const double* w, Py_ssize_t cin, double* dst,
                                 Py_ssize_t ldd, bint add, const double* bias, const double* res,
                                 Py_ssize_t ldr, int act)
+    void ck_acc_store_f32(const float* acc, float* dst, Py_ssize_t ldd, const float* bias, const float* res,
+                          Py_ssize_t ldr, int act)
+    void ck_acc_store_f64(const double* acc, double* dst, Py_ssize_t ldd, const double* bias,
+                          const double* res, Py_ssize_t ldr, int act)
+    void ck_acc_store_f32_half(const float* acc, float* dst, Py_ssize_t ldd, const float* bias,
+                               const float* res, Py_ssize_t ldr, int act)
+    void ck_acc_store_f64_half(const double* acc, double* dst, Py_ssize_t ldd, const double* bias,
+                               const double* res, Py_ssize_t ldr, int act)
     enum:   # the activations of the vector epilogue, numbered as activation.pxd's (gemm.pyx checks)
         CK_ACT_NONE
         CK_ACT_RELU
@@ -103,3 +111,20 @@ cdef inline void half_tile_store(const floating* const* xp, const floating* w, P
         ck_half_tile_store_f32(xp, w, cin, dst, ldd, add, bias, res, ldr, act)
     else:
         ck_half_tile_store_f64(xp, w, cin, dst, ldd, add, bias, res, ldr, act)
+
+
+cdef inline void acc_store(bint half, const floating* acc, floating* dst, Py_ssize_t ldd, const floating* bias,
+                           const floating* res, Py_ssize_t ldr, int act) noexcept nogil:
+    """A whole taps tile's accumulators (CK_MR rows x NR, or with ``half`` 2 * CK_MR rows x NR / 2) to
+    ``dst`` (ldd apart) with the vector epilogue: (+ bias) (+ res), then activation ``act`` (at most
+    CK_ACT_RELU6)."""
+    if floating is float:
+        if half:
+            ck_acc_store_f32_half(acc, dst, ldd, bias, res, ldr, act)
+        else:
+            ck_acc_store_f32(acc, dst, ldd, bias, res, ldr, act)
+    else:
+        if half:
+            ck_acc_store_f64_half(acc, dst, ldd, bias, res, ldr, act)
+        else:
+            ck_acc_store_f64(acc, dst, ldd, bias, res, ldr, act)
