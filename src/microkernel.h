@@ -148,6 +148,19 @@ static inline VT NAME(VT x, int act)                                            
     return x;                                                                               \
 }
 
+/* One vector of a tile stored to *dst with the epilogue, in the order gemm.pxd's store_tile applies it:
+ * (+ *dst if add) (+ *bias if bias) (+ *res if res), then the activation ACT(., act). */
+#define CK_STORE_EPILOGUE(VT, ACT, value, dst, add, bias, res, act)                          \
+    do {                                                                                    \
+        VT x_ = (value);                                                                    \
+        if (add)                                                                            \
+            x_ += *(const VT *)(dst);                                                       \
+        if (bias)                                                                           \
+            x_ += *(const VT *)(bias);                                                      \
+        if (res)                                                                            \
+            x_ += *(const VT *)(res);                                                       \
+        *(VT *)(dst) = ACT(x_, act);                                                        \
+    } while (0)
 /* A whole CK_MR x NR tile computed and stored straight to dst (ldd apart) with its epilogue, in the
  * order gemm.pxd's store_tile applies it: (+ dst if add) (+ bias, NR values, if not NULL) (+ residual
  * rows ldr apart if not NULL), then the activation (CK_ACT_*).  It saves the trip through an
@@ -160,16 +173,10 @@ static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *dst, ptrdiff_t 
     CK_GEMM_TILE_PRODUCT(T, VT, LANES, CK_MR, c, kc, a, b, dst, ldd)                           \
     _Pragma("GCC unroll 16")                                                                \
     for (int r = 0; r < CK_MR; r++)                                                         \
-        for (int v = 0; v < 2; v++) {                                                       \
-            VT x = c[r][v];                                                                 \
-            if (add)                                                                        \
-                x += *(const VT *)(dst + r * ldd + v * LANES);                              \
-            if (bias)                                                                       \
-                x += *(const VT *)(bias + v * LANES);                                       \
-            if (res)                                                                        \
-                x += *(const VT *)(res + r * ldr + v * LANES);                              \
-            *(VT *)(dst + r * ldd + v * LANES) = ACT(x, act);                               \
-        }                                                                                   \
+        for (int v = 0; v < 2; v++)                                                         \
+            CK_STORE_EPILOGUE(VT, ACT, c[r][v], dst + r * ldd + v * LANES, add,             \
+                              bias ? bias + v * LANES : NULL,                                \
+                              res ? res + r * ldr + v * LANES : NULL, act);                  \
 }
 
 /* The direct form of the tile for a product exactly one vector wide (a 16-channel projection with 512-bit
@@ -192,16 +199,8 @@ static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *dst, p
             c[r] += xp[r][ci] * w0;                                                         \
     }                                                                                       \
     _Pragma("GCC unroll 32")                                                                \
-    for (int r = 0; r < 2 * CK_MR; r++) {                                                   \
-        VT x = c[r];                                                                        \
-        if (add)                                                                            \
-            x += *(const VT *)(dst + r * ldd);                                              \
-        if (bias)                                                                           \
-            x += *(const VT *)bias;                                                         \
-        if (res)                                                                            \
-            x += *(const VT *)(res + r * ldr);                                              \
-        *(VT *)(dst + r * ldd) = ACT(x, act);                                               \
-    }                                                                                       \
+    for (int r = 0; r < 2 * CK_MR; r++)                                                     \
+        CK_STORE_EPILOGUE(VT, ACT, c[r], dst + r * ldd, add, bias, res ? res + r * ldr : NULL, act); \
 }
 /* A direct kernel's accumulator tile (acc: CK_MR rows of two vectors; NAME##_half: 2 * CK_MR rows of one,
  * the taps tiles' layouts) stored to dst (rows ldd apart) with the GEMM store's epilogue: (+ bias)
@@ -213,14 +212,10 @@ static inline void NAME(const T *acc, T *dst, ptrdiff_t ldd, const T *bias, cons
 {                                                                                           \
     _Pragma("GCC unroll 32")                                                                \
     for (int r = 0; r < ROWS; r++)                                                          \
-        for (int v = 0; v < NV; v++) {                                                      \
-            VT x = *(const VT *)(acc + (r * NV + v) * LANES);                               \
-            if (bias)                                                                       \
-                x += *(const VT *)(bias + v * LANES);                                       \
-            if (res)                                                                        \
-                x += *(const VT *)(res + r * ldr + v * LANES);                              \
-            *(VT *)(dst + r * ldd + v * LANES) = ACT(x, act);                               \
-        }                                                                                   \
+        for (int v = 0; v < NV; v++)                                                        \
+            CK_STORE_EPILOGUE(VT, ACT, *(const VT *)(acc + (r * NV + v) * LANES),           \
+                              dst + r * ldd + v * LANES, 0, bias ? bias + v * LANES : NULL,  \
+                              res ? res + r * ldr + v * LANES : NULL, act);                  \
 }
 #define CK_DEFINE_ACC_STORES(NAME, T, VT, LANES, ACT)                                       \
 CK_DEFINE_ACC_STORE(NAME, T, VT, LANES, ACT, CK_MR, 2)                                      \

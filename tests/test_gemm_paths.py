@@ -126,16 +126,8 @@ def activation_ref(v, code):
     return [v, np.maximum(v, 0), np.minimum(np.maximum(v, 0), 6), np.where(v < 0, 0.1 * v, v)][code]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,k,n", [(24, 16, 96), (41, 300, 100), (5, 24, 144)], ids=str)
-@pytest.mark.parametrize("act", [0, 1, 2, 3])
-@pytest.mark.parametrize("accumulate, with_bias, with_residual", [(False, True, False), (True, True, True),
-                                                                   (False, False, True)])
-def test_whole_tiles_store_their_epilogue_from_registers(dtype, m, k, n, act, accumulate, with_bias,
-                                                         with_residual, rng):
-    """Whole tiles of a packed-A product (N > 64) store with the vector epilogue (none, ReLU, ReLU6),
-    edge tiles and LeakyReLU through the accumulator buffer; K = 300 makes two reduction blocks (C read
-    back on the second).  A NaN in A passes through every activation, as in PyTorch."""
+def check_product_with_epilogue(dtype, m, k, n, act, accumulate, with_bias, with_residual, rng):
+    """gemm_into with every part of the epilogue against the float64 reference, a NaN planted in A."""
     a = rng.standard_normal((m, k)).astype(dtype) * 3
     a[2, 5] = np.nan
     b = rng.standard_normal((k, n)).astype(dtype)
@@ -148,6 +140,19 @@ def test_whole_tiles_store_their_epilogue_from_registers(dtype, m, k, n, act, ac
     expected = activation_ref(v, act)
     assert np.isnan(c[2]).all() and np.isnan(expected[2]).all()
     assert_close(np.nan_to_num(c), np.nan_to_num(expected), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(24, 16, 96), (41, 300, 100), (5, 24, 144)], ids=str)
+@pytest.mark.parametrize("act", [0, 1, 2, 3])
+@pytest.mark.parametrize("accumulate, with_bias, with_residual", [(False, True, False), (True, True, True),
+                                                                   (False, False, True)])
+def test_whole_tiles_store_their_epilogue_from_registers(dtype, m, k, n, act, accumulate, with_bias,
+                                                         with_residual, rng):
+    """Whole tiles of a packed-A product (N > 64) store with the vector epilogue (none, ReLU, ReLU6),
+    edge tiles and LeakyReLU through the accumulator buffer; K = 300 makes two reduction blocks (C read
+    back on the second).  A NaN in A passes through every activation, as in PyTorch."""
+    check_product_with_epilogue(dtype, m, k, n, act, accumulate, with_bias, with_residual, rng)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -160,15 +165,4 @@ def test_products_one_vector_wide_store_half_tiles(dtype, m, k, n, act, accumula
     """A narrow product (A read in place) whose N is one vector (4, 8 or 16: float64 or float32 lanes
     with 256- or 512-bit vectors) runs in half tiles of twice the rows with the vector epilogue, the last
     rows and LeakyReLU through the accumulator buffer; K = 300 makes two reduction blocks."""
-    a = rng.standard_normal((m, k)).astype(dtype) * 3
-    a[2, 5] = np.nan
-    b = rng.standard_normal((k, n)).astype(dtype)
-    c = rng.standard_normal((m, n)).astype(dtype)
-    bias = rng.standard_normal(n).astype(dtype) if with_bias else None
-    residual = rng.standard_normal((m, n)).astype(dtype) if with_residual else None
-    v = a.astype(np.float64) @ b + (c if accumulate else 0) + (0 if bias is None else bias) \
-        + (0 if residual is None else residual)
-    gemm.gemm_into(a, b, c, accumulate, bias, residual, act, 0.1, 2)
-    expected = activation_ref(v, act)
-    assert np.isnan(c[2]).all() and np.isnan(expected[2]).all()
-    assert_close(np.nan_to_num(c), np.nan_to_num(expected), dtype)
+    check_product_with_epilogue(dtype, m, k, n, act, accumulate, with_bias, with_residual, rng)
