@@ -21,24 +21,30 @@
 #include <stddef.h>
 #include "simd.h"
 
-#define CK_DEFINE_TILE(NAME, T, VT, LANES, ROWS)                                            \
-static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *acc)              \
+/* The direct kernels' form over several taps at once (conv_direct.pyx): for each tap t < taps, ROWS rows
+ * xp[t * ROWS + r] times `cin` packed weight rows (a block's taps follow one another, so w runs on), the
+ * accumulators kept in registers across the taps, started from acc if `accumulate` else from zero, and
+ * stored to acc once (a call per tap loaded and stored them for each). */
+#define CK_DEFINE_TAPS_TILE(NAME, T, VT, LANES, ROWS)                                       \
+static inline void NAME(const T *const *xp, ptrdiff_t taps, const T *w, ptrdiff_t cin, T *acc, \
+                        int accumulate)                                                     \
 {                                                                                           \
     VT a[ROWS][2];                                                                          \
     _Pragma("GCC unroll 16")                                                                \
     for (int r = 0; r < ROWS; r++) {                                                        \
-        a[r][0] = *(const VT *)(acc + 2 * LANES * r);                                       \
-        a[r][1] = *(const VT *)(acc + 2 * LANES * r + LANES);                               \
+        a[r][0] = accumulate ? *(const VT *)(acc + 2 * LANES * r) : (VT){0};                \
+        a[r][1] = accumulate ? *(const VT *)(acc + 2 * LANES * r + LANES) : (VT){0};        \
     }                                                                                       \
-    for (ptrdiff_t ci = 0; ci < cin; ci++, w += 2 * LANES) {                                \
-        VT w0 = *(const VT *)w, w1 = *(const VT *)(w + LANES);                              \
-        _Pragma("GCC unroll 16")                                                            \
-        for (int r = 0; r < ROWS; r++) {                                                    \
-            T v = xp[r][ci];                                                                \
-            a[r][0] += v * w0;                                                              \
-            a[r][1] += v * w1;                                                              \
+    for (ptrdiff_t t = 0; t < taps; t++, xp += ROWS)                                        \
+        for (ptrdiff_t ci = 0; ci < cin; ci++, w += 2 * LANES) {                            \
+            VT w0 = *(const VT *)w, w1 = *(const VT *)(w + LANES);                          \
+            _Pragma("GCC unroll 16")                                                        \
+            for (int r = 0; r < ROWS; r++) {                                                \
+                T v = xp[r][ci];                                                            \
+                a[r][0] += v * w0;                                                          \
+                a[r][1] += v * w1;                                                          \
+            }                                                                               \
         }                                                                                   \
-    }                                                                                       \
     _Pragma("GCC unroll 16")                                                                \
     for (int r = 0; r < ROWS; r++) {                                                        \
         *(VT *)(acc + 2 * LANES * r) = a[r][0];                                             \
@@ -46,39 +52,19 @@ static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *acc)  
     }                                                                                       \
 }
 
-/* The direct kernels' form over several taps at once (conv_direct.pyx): for each tap t < taps, ROWS rows
- * xp[t * ROWS + r] times `cin` packed weight rows (a block's taps follow one another, so w runs on), the
- * accumulators kept in registers across the taps, started from acc if `accumulate` else from zero, and
- * stored to acc once (a call per tap loaded and stored them for each).  NAME: ROWS = CK_MR rows of two
- * vectors; NAME##_half: 2 * CK_MR rows of one vector, reading the first LANES values of each weight row
- * (a block with at most half its channels in use); both CK_ACC_LEN accumulators, rows 2 * LANES and
- * LANES apart. */
-#define CK_DEFINE_TAPS_TILES(NAME, T, VT, LANES)                                            \
-static inline void NAME(const T *const *xp, ptrdiff_t taps, const T *w, ptrdiff_t cin, T *acc, \
-                        int accumulate)                                                     \
+/* The direct form of one tap, accumulating into acc: ROWS rows xp[r] times `cin` packed rows of NR. */
+#define CK_DEFINE_TILE(NAME, T, VT, LANES, ROWS)                                            \
+CK_DEFINE_TAPS_TILE(NAME##_taps, T, VT, LANES, ROWS)                                        \
+static inline void NAME(const T *const *xp, const T *w, ptrdiff_t cin, T *acc)              \
 {                                                                                           \
-    VT a[CK_MR][2];                                                                         \
-    _Pragma("GCC unroll 16")                                                                \
-    for (int r = 0; r < CK_MR; r++) {                                                       \
-        a[r][0] = accumulate ? *(const VT *)(acc + 2 * LANES * r) : (VT){0};                \
-        a[r][1] = accumulate ? *(const VT *)(acc + 2 * LANES * r + LANES) : (VT){0};        \
-    }                                                                                       \
-    for (ptrdiff_t t = 0; t < taps; t++, xp += CK_MR)                                       \
-        for (ptrdiff_t ci = 0; ci < cin; ci++, w += 2 * LANES) {                            \
-            VT w0 = *(const VT *)w, w1 = *(const VT *)(w + LANES);                          \
-            _Pragma("GCC unroll 16")                                                        \
-            for (int r = 0; r < CK_MR; r++) {                                               \
-                T v = xp[r][ci];                                                            \
-                a[r][0] += v * w0;                                                          \
-                a[r][1] += v * w1;                                                          \
-            }                                                                               \
-        }                                                                                   \
-    _Pragma("GCC unroll 16")                                                                \
-    for (int r = 0; r < CK_MR; r++) {                                                       \
-        *(VT *)(acc + 2 * LANES * r) = a[r][0];                                             \
-        *(VT *)(acc + 2 * LANES * r + LANES) = a[r][1];                                     \
-    }                                                                                       \
-}                                                                                           \
+    NAME##_taps(xp, 1, w, cin, acc, 1);                                                     \
+}
+
+/* NAME: the taps tile of CK_MR rows of two vectors; NAME##_half: 2 * CK_MR rows of one vector, reading
+ * the first LANES values of each weight row (a block with at most half its channels in use); both
+ * CK_ACC_LEN accumulators, rows 2 * LANES and LANES apart. */
+#define CK_DEFINE_TAPS_TILES(NAME, T, VT, LANES)                                            \
+CK_DEFINE_TAPS_TILE(NAME, T, VT, LANES, CK_MR)                                              \
 static inline void NAME##_half(const T *const *xp, ptrdiff_t taps, const T *w, ptrdiff_t cin, \
                                T *acc, int accumulate)                                      \
 {                                                                                           \
