@@ -24,11 +24,12 @@ packing panel come from one allocation per call.
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 
 from activation cimport ACT_NONE, activate_span
 from checks cimport check_geometry, check_min, check_size, optional_image, optional_vector
 from depthwise_row cimport dw_row, tap_rows
+from direct_tile cimport conv_run
 from simd cimport CK_NR_F32, CK_NR_F64
 from gemm cimport (ALIGN, ROWS_IN_PLACE_MAX_N, StridedMatrix, aligned, block_sizes, gemm_serial,
                    pack_a_strided_f32, pack_a_strided_f64, round_up)
@@ -36,6 +37,13 @@ from gemm cimport (ALIGN, ROWS_IN_PLACE_MAX_N, StridedMatrix, aligned, block_siz
 import math
 
 import numpy as np
+
+# A first layer that is a KxK convolution (MobileNetV2's stem before its first block) instead of a 1x1:
+# the direct kernel's packed weights (1, blocks, KH, KW, Cin, B) and geometry, and a kernel row of zeros.
+cdef struct ExpandConv:
+    const void* weight
+    const void* zeros
+    Py_ssize_t blocks, KH, KW, sh, sw, pt, pl, dh, dw
 
 cdef enum:
     GROUP_PIXELS = 64   # output pixels per group at least (rows of the projection's product), when a band has them
@@ -63,24 +71,28 @@ cdef inline void pointwise(const floating* a, Py_ssize_t M, Py_ssize_t K, const 
 
 
 cdef inline void block_band(
-    const floating* x, const floating* we, const floating* be, const floating* wd, const floating* bd,
-    const floating* wp, const floating* bp, const floating* res, floating* out,
-    Py_ssize_t n, Py_ssize_t oh_begin, Py_ssize_t oh_end, Py_ssize_t group_rows, Py_ssize_t ring_rows,
+    const floating* x, const floating* we, const floating* be, const ExpandConv* ec,
+    const floating* wd, const floating* bd, const floating* wp, const floating* bp, const floating* res,
+    floating* out, Py_ssize_t n, Py_ssize_t oh_begin, Py_ssize_t oh_end, Py_ssize_t group_rows,
+    Py_ssize_t ring_rows, Py_ssize_t H0, Py_ssize_t W0,
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t Cin, Py_ssize_t Ch, Py_ssize_t Cout, Py_ssize_t Hout,
     Py_ssize_t Wout, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
     Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int act_e, floating alpha_e, int act_d, floating alpha_d,
     int act_p, floating alpha_p, floating* ring, floating* depth, const floating** rows, floating* panel,
 ) noexcept nogil:
-    """Output rows oh_begin:oh_end of image ``n`` (see the module's docstring); ``we`` NULL: no expansion,
-    the depthwise layer reads the input's rows.  ``ring`` holds ``ring_rows`` hidden rows, ``depth``
-    ``group_rows`` depthwise rows, ``rows`` KH pointers, ``panel`` the GEMM's packed A block."""
-    cdef Py_ssize_t oh, o, o_end, ih0, kh0, kh1, kh, ih, lo, hi, run
+    """Output rows oh_begin:oh_end of image ``n`` (H0 x W0 x Cin; see the module's docstring).  The hidden
+    rows (H x W x Ch) come from the 1x1 expansion ``we``, or, with ``ec`` not NULL, from its KxK
+    convolution; neither: no expansion, the depthwise layer reads the input's rows.  ``ring`` holds
+    ``ring_rows`` hidden rows, ``depth`` ``group_rows`` depthwise rows, ``rows`` KH pointers, ``panel``
+    the GEMM's packed A block."""
+    cdef Py_ssize_t oh, o, o_end, ih0, kh0, kh1, kh, ih, lo, hi, run, b
     cdef Py_ssize_t done = -1     # hidden rows below this one are in the ring (or not needed)
-    cdef const floating* image = x + n * H * W * Cin
+    cdef const floating* image = x + n * H0 * W0 * Cin
+    cdef bint expands = we != NULL or ec != NULL
     o = oh_begin
     while o < oh_end:
         o_end = min(o + group_rows, oh_end)
-        if we != NULL:
+        if expands:
             # Hidden rows [lo, hi): from the first row the group's first window reads to the last row
             # its last window reads, clipped to the image; those below `done` are in the ring already.
             ih0, kh0, kh1 = tap_rows(o, sh, pt, dh, KH, H)
@@ -89,15 +101,22 @@ cdef inline void block_band(
             hi = ih0 + (kh1 - 1) * dh + 1
             while lo < hi:     # a run of consecutive slots, up to the ring's end
                 run = min(hi - lo, ring_rows - lo % ring_rows)
-                pointwise(image + lo * W * Cin, run * W, Cin, we, Ch, 0, Ch,
-                          ring + (lo % ring_rows) * W * Ch, be, NULL, act_e, alpha_e, panel)
+                if ec != NULL:
+                    for b in range(ec.blocks):
+                        conv_run(image, <const floating*>ec.weight, be, NULL, <const floating*>ec.zeros,
+                                 ring + (lo % ring_rows) * W * Ch, lo * W, (lo + run) * W, 0, b, H0, W0, Cin,
+                                 1, Cin, Ch, ec.blocks, ec.KH, ec.KW, ec.sh, ec.sw, ec.pt, ec.pl, ec.dh,
+                                 ec.dw, W, act_e, alpha_e)
+                else:
+                    pointwise(image + lo * W * Cin, run * W, Cin, we, Ch, 0, Ch,
+                              ring + (lo % ring_rows) * W * Ch, be, NULL, act_e, alpha_e, panel)
                 lo += run
             done = max(done, hi)
         for oh in range(o, o_end):
             ih0, kh0, kh1 = tap_rows(oh, sh, pt, dh, KH, H)
             for kh in range(kh0, kh1):
                 ih = ih0 + kh * dh
-                rows[kh] = ring + (ih % ring_rows) * W * Ch if we != NULL else image + ih * W * Cin
+                rows[kh] = ring + (ih % ring_rows) * W * Ch if expands else image + ih * W * Cin
             dw_row(rows, kh0, kh1, 0, Ch, wd, bd, depth + (oh - o) * Wout * Ch, W, Ch, 1, KW, sw, pl, dw, Wout)
             if act_d != ACT_NONE:
                 activate_span(depth + (oh - o) * Wout * Ch, NULL, depth + (oh - o) * Wout * Ch, Wout * Ch,
@@ -136,19 +155,27 @@ def inverted_residual_nhwc(const floating[:, :, :, ::1] x, expand, expand_bias, 
                            const floating[:, ::1] dw_bias, int dw_act, double dw_alpha, project,
                            project_bias, int project_act, double project_alpha,
                            floating[:, :, :, ::1] out, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
-                           Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int num_threads, residual=None):
-    """out (N, Hout, Wout, Cout) = the block of the module's docstring on x (N, H, W, Cin).
+                           Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int num_threads, residual=None,
+                           expand_geometry=None):
+    """out (N, Hout, Wout, Cout) = the block of the module's docstring on x (N, H0, W0, Cin).
 
-    ``expand``: None (no expansion layer) or ``gemm.pack_b`` of the (Cin, Ch) expansion weight;
-    ``dw_weight``/``dw_bias``: depthwise.pack_weights / pack_bias of the (KH, KW, 1, Ch) depthwise layer
-    (channel multiplier 1); ``project``: ``gemm.pack_b`` of the (Ch, Cout) projection weight; biases None
-    or vectors; ``*_act`` and ``*_alpha``: each layer's activation code and parameter (resolve_activation); ``residual``
-    None or a C-contiguous array of out's shape not overlapping it.  Padding pt/pl on top/left; the bottom
-    and right follow from out's size.
+    ``expand``: None (no expansion layer), ``gemm.pack_b`` of the (Cin, Ch) weight of a 1x1 expansion,
+    or, for a KxK first layer, ``conv_direct.pack_weights(w, 1)`` of its (KH, KW, Cin, Ch) weight with
+    ``expand_geometry`` = (sh, sw, pt, pl, dh, dw, H, W): its stride, top/left padding, dilation and
+    output size (the hidden map; otherwise the input's size).  ``dw_weight``/``dw_bias``:
+    depthwise.pack_weights / pack_bias of the (KH, KW, 1, Ch) depthwise layer (channel multiplier 1);
+    ``project``: ``gemm.pack_b`` of the (Ch, Cout) projection weight; biases None or vectors; ``*_act``
+    and ``*_alpha``: each layer's activation code and parameter (resolve_activation); ``residual`` None or
+    a C-contiguous array of out's shape not overlapping it.  The depthwise layer's padding pt/pl on
+    top/left; the bottom and right follow from out's size.
     """
-    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], Cin = x.shape[3]
+    cdef Py_ssize_t N = x.shape[0], H0 = x.shape[1], W0 = x.shape[2], Cin = x.shape[3]
+    cdef Py_ssize_t H = H0, W = W0
     cdef Py_ssize_t KH = dw_weight.shape[1], KW = dw_weight.shape[2], Ch = dw_weight.shape[3]
     cdef Py_ssize_t Hout = out.shape[1], Wout = out.shape[2], Cout = out.shape[3]
+    cdef ExpandConv ec
+    cdef const floating[:, :, :, :, :, ::1] ec_view
+    cdef Py_ssize_t NR = CK_NR_F32 if floating is float else CK_NR_F64
     check_geometry(sh, sw, dh, dw, num_threads)
     check_min(pt, 0, "the top padding")
     check_min(pl, 0, "the left padding")
@@ -157,7 +184,21 @@ def inverted_residual_nhwc(const floating[:, :, :, ::1] x, expand, expand_bias, 
     check_size(dw_bias.shape[1], Ch, "the packed depthwise bias' channels")
     check_size(out.shape[0], N, "out's batch")
     dtype = np.float32 if floating is float else np.float64
-    if expand is None:
+    cdef bint conv_first = expand_geometry is not None
+    if conv_first:
+        ec.sh, ec.sw, ec.pt, ec.pl, ec.dh, ec.dw, H, W = expand_geometry
+        check_geometry(ec.sh, ec.sw, ec.dh, ec.dw, num_threads)
+        check_min(ec.pt, 0, "the expansion's top padding")
+        check_min(ec.pl, 0, "the expansion's left padding")
+        check_min(H, 0, "the hidden height")
+        check_min(W, 0, "the hidden width")
+        ec_view = expand
+        if (ec_view.shape[0], ec_view.shape[1], ec_view.shape[4], ec_view.shape[5]) != (1, (Ch + NR - 1) // NR,
+                                                                                      Cin, NR):
+            raise ValueError(f"expected expand packed by conv_direct.pack_weights as (1, {(Ch + NR - 1) // NR}, "
+                             f"KH, KW, {Cin}, {NR}), got {tuple(expand.shape)}")
+        ec.blocks, ec.KH, ec.KW = ec_view.shape[1], ec_view.shape[2], ec_view.shape[3]
+    elif expand is None:
         check_size(Ch, Cin, "the depthwise channels without an expansion (the input channels)")
     elif expand.shape != (Cin, Ch) or expand.dtype != dtype:
         raise ValueError(f"expected expand packed as a ({Cin}, {Ch}) operand of the input's dtype, got "
@@ -173,12 +214,12 @@ def inverted_residual_nhwc(const floating[:, :, :, ::1] x, expand, expand_bias, 
     optional_image(residual, N, Hout, Wout, Cout, "residual", &rp)
     if N * Hout * Wout * Cout == 0:
         return
-    if H == 0 or W == 0 or Ch == 0:
-        raise ValueError(f"expected a non-empty input and hidden layer, got input {tuple(x.shape)[:3]} "
-                         f"and {Ch} hidden channels")
-    cdef const floating[::1] we_view = None if expand is None else expand.buffer
+    if H == 0 or W == 0 or H0 == 0 or W0 == 0 or Ch == 0:
+        raise ValueError(f"expected a non-empty input and hidden layer, got input {tuple(x.shape)[:3]}, "
+                         f"hidden {H}x{W}x{Ch}")
+    cdef const floating[::1] we_view = None if expand is None or conv_first else expand.buffer
     cdef const floating[::1] wp_view = project.buffer
-    cdef const floating* we = &we_view[0] if expand is not None else NULL
+    cdef const floating* we = &we_view[0] if expand is not None and not conv_first else NULL
     cdef const floating* wp = &wp_view[0]
     # Bands per image: enough for images x bands to be a multiple of the threads (at most a band a row).
     cdef Py_ssize_t bands = min(num_threads // math.gcd(N, num_threads), Hout)
@@ -186,7 +227,7 @@ def inverted_residual_nhwc(const floating[:, :, :, ::1] x, expand, expand_bias, 
     MC, KC, NC = block_sizes(<floating>0)
     cdef Py_ssize_t panel_len = round_up(MC * min(KC, max(Cin, Ch)), ALIGN)
     cdef Py_ssize_t rows_len = round_up(KH * sizeof(floating*) // sizeof(floating) + 1, ALIGN)
-    if bands > 1 and expand is not None and Hout * Wout <= CHANNEL_SPLIT_MAX_PIXELS:
+    if bands > 1 and we != NULL and Hout * Wout <= CHANNEL_SPLIT_MAX_PIXELS:
         run_channel_split(&x[0, 0, 0, 0], we, be, &dw_weight[0, 0, 0, 0], &dw_bias[0, 0], wp, bp, rp,
                           &out[0, 0, 0, 0], N, H, W, Cin, Ch, Cout, Hout, Wout, KH, KW, sh, sw, pt, pl, dh,
                           dw, expand_act, <floating>expand_alpha, dw_act, <floating>dw_alpha, project_act,
@@ -199,21 +240,26 @@ def inverted_residual_nhwc(const floating[:, :, :, ::1] x, expand, expand_bias, 
     cdef Py_ssize_t ring_len = round_up(ring_rows * W * Ch if expand is not None else 0, ALIGN)
     cdef Py_ssize_t depth_len = round_up(group_rows * Wout * Ch, ALIGN)
     cdef Py_ssize_t per_thread = ring_len + depth_len + panel_len + rows_len
-    cdef void* raw = malloc(num_threads * per_thread * sizeof(floating) + ALIGN)
+    # The expansion's padding reads a kernel row of zeros (conv_direct's convention).
+    cdef Py_ssize_t zeros_len = round_up(ec.KW * Cin if conv_first else 0, ALIGN)
+    cdef void* raw = calloc(num_threads * per_thread + zeros_len + ALIGN, sizeof(floating))
     if raw == NULL:
         raise MemoryError("cannot allocate the inverted residual block's per-thread rows")
     cdef floating* work = <floating*>aligned(raw)
+    if conv_first:
+        ec.weight = &ec_view[0, 0, 0, 0, 0, 0]
+        ec.zeros = work + num_threads * per_thread
     cdef floating* mine
     cdef Py_ssize_t item, band
     with nogil:
         for item in prange(N * bands, num_threads=num_threads, schedule="static"):
             band = item % bands
             mine = work + threadid() * per_thread
-            block_band(&x[0, 0, 0, 0], we, be, &dw_weight[0, 0, 0, 0], &dw_bias[0, 0], wp, bp, rp,
-                       &out[0, 0, 0, 0], item // bands, band * band_rows, min((band + 1) * band_rows, Hout),
-                       group_rows, ring_rows, H, W, Cin, Ch, Cout, Hout, Wout, KH, KW, sh, sw, pt, pl,
-                       dh, dw, expand_act, <floating>expand_alpha, dw_act, <floating>dw_alpha,
-                       project_act, <floating>project_alpha,
+            block_band(&x[0, 0, 0, 0], we, be, &ec if conv_first else NULL, &dw_weight[0, 0, 0, 0],
+                       &dw_bias[0, 0], wp, bp, rp, &out[0, 0, 0, 0], item // bands, band * band_rows,
+                       min((band + 1) * band_rows, Hout), group_rows, ring_rows, H0, W0, H, W, Cin, Ch,
+                       Cout, Hout, Wout, KH, KW, sh, sw, pt, pl, dh, dw, expand_act, <floating>expand_alpha,
+                       dw_act, <floating>dw_alpha, project_act, <floating>project_alpha,
                        mine, mine + ring_len, <const floating**>(mine + ring_len + depth_len + panel_len),
                        mine + ring_len + depth_len)
         free(raw)

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from convkit import nn
+from convkit._kernels import conv_direct as _direct
 from convkit._kernels import depthwise as _depthwise
 from convkit._kernels import gemm as _gemm
 from convkit._kernels import inverted_residual as _ir
 from convkit.activations import resolve_activation
+from convkit.nn.blocks import fuse_into_block
 from convkit.nn.conv import use_algorithm
 from convkit.nn.fusion import FusedInvertedResidual
 
@@ -268,3 +270,61 @@ def test_concurrent_calls_agree():
     for i, runs in enumerate(results):
         for y in runs:
             np.testing.assert_array_equal(y, expected[i])
+
+
+# --- a KxK first layer (MobileNetV2's stem fused with its first block) -----------------------------------
+
+# (batch, H0, W0, Cin, hidden, Cout, first kernel, first stride, first padding, threads)
+FIRST_CONV_CASES = [
+    (1, 35, 33, 3, 32, 16, 3, 2, 1, 2),
+    (2, 17, 13, 3, 40, 7, 3, 2, 1, 3),
+    (1, 9, 11, 5, 20, 9, 5, 1, 2, 1),
+    (3, 8, 8, 4, 64, 16, 3, 1, 0, 2),
+    (1, 6, 7, 2, 8, 3, (1, 3), (1, 2), (0, 1), 2),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", FIRST_CONV_CASES, ids=str)
+def test_kernel_with_a_first_convolution(case, dtype):
+    """The hidden rows from a KxK convolution (the direct kernel's tile on its packed weights), then the
+    depthwise layer and the projection, against the float64 reference of the three layers."""
+    n, h0, w0, cin, ch, cout, k, s, p, threads = case
+    (kh, kw), (sh, sw), (ph, pw) = [v if isinstance(v, tuple) else (v, v) for v in (k, s, p)]
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((n, h0, w0, cin)).astype(dtype)
+    w1 = (rng.standard_normal((kh, kw, cin, ch)) / np.sqrt(kh * kw * cin)).astype(dtype)
+    b1 = rng.standard_normal(ch).astype(dtype)
+    _, _, be, wd, bd, wp, bp = make_block(rng, n, 1, 1, cin, ch, cout, (3, 3), dtype)
+    hidden = act_ref(conv2d_ref(x, w1, b1, (sh, sw), (ph, ph, pw, pw)), "relu6")
+    expected = block_ref(hidden, None, None, None, wd, bd, "relu6", wp, bp, None, (1, 1), (1, 1, 1, 1), (1, 1),
+                         None)
+    out = np.full(expected.shape, np.nan, dtype)
+    _ir.inverted_residual_nhwc(
+        x, _direct.pack_weights(w1, 1), b1, *resolve_activation("relu6"), _depthwise.pack_weights(wd, ch),
+        _depthwise.pack_bias(bd, ch, 1, dtype), *resolve_activation("relu6"), _gemm.pack_b(wp.reshape(ch, cout)),
+        bp, *resolve_activation(None), out, 1, 1, 1, 1, 1, 1, threads,
+        expand_geometry=(sh, sw, ph, pw, 1, 1, *hidden.shape[1:3]))
+    assert_close(out, expected, dtype)
+    with pytest.raises(ValueError, match="conv_direct.pack_weights"):
+        _ir.inverted_residual_nhwc(
+            x, _direct.pack_weights(np.concatenate([w1, w1[:, :, :1]], axis=2), 1), b1, 0, 0.0,   # Cin + 1
+            _depthwise.pack_weights(wd, ch), _depthwise.pack_bias(bd, ch, 1, dtype), 0, 0.0,
+            _gemm.pack_b(wp.reshape(ch, cout)), bp, 0, 0.0, out, 1, 1, 1, 1, 1, 1, threads,
+            expand_geometry=(sh, sw, ph, pw, 1, 1, *hidden.shape[1:3]))
+
+
+def test_mobilenet_stem_and_first_block_run_as_one_kernel():
+    """MobileNetV2 in evaluation mode fuses its stem into its first block (fuse_into_block); blocks with an
+    expansion or a shortcut, or a first layer with groups, do not qualify."""
+    from convkit.models import mobilenet_v2
+    model = mobilenet_v2(rng=2)
+    head = fuse_into_block(model.features[0], model.features[1])
+    assert isinstance(head, FusedInvertedResidual) and head.first_conv is model.features[0][0]
+    x = np.random.default_rng(3).standard_normal((2, 32, 30, 3)).astype(np.float32)
+    separate = model.features[1](model.features[0](x))
+    np.testing.assert_allclose(head(x), separate, rtol=1e-5, atol=1e-5)
+    assert fuse_into_block(model.features[1], model.features[2]) is None      # first is not a ConvBNAct
+    assert fuse_into_block(model.features[0], model.features[2]) is None      # the block expands
+    grouped = nn.ConvBNAct(32, 32, 3, groups=4).eval()
+    assert fuse_into_block(grouped, model.features[1]) is None

@@ -1,7 +1,7 @@
 """MobileNetV2 with torchvision's architecture and state-dict keys."""
 import numpy as np
 
-from ..nn.blocks import ConvBNAct, InvertedResidual
+from ..nn.blocks import ConvBNAct, InvertedResidual, fuse_into_block
 from ..nn.container import Sequential, backward_in_reverse, forward_in_order
 from ..nn.init import generator
 from ..nn.linear import Dropout, Linear
@@ -39,7 +39,14 @@ class MobileNetV2(Module):
 
     def _forward(self, x):
         self._save()
-        return forward_in_order(self._stages(), x)
+        if self.training:
+            return forward_in_order(self._stages(), x)
+        # In evaluation mode the stem and the first block run as one kernel (nn.blocks.fuse_into_block).
+        head = self._cached("head", lambda: fuse_into_block(self.features[0], self.features[1]))
+        if head is None:
+            return forward_in_order(self._stages(), x)
+        rest = self._cached("rest", lambda: (*list(self.features)[2:], self.pool, self.classifier))
+        return forward_in_order(rest, head(x))
 
     def _backward(self, grad, input_grad):
         self._saved()

@@ -96,6 +96,7 @@ class InvertedResidual(Module):
         bound = [p[0] for p in steps]
         return FusedInvertedResidual(None if len(bound) == 2 else bound[0], *bound[-2:])
 
+
     def _backward(self, grad, input_grad):
         self._saved()
         g = self.conv._backward(grad, input_grad)
@@ -157,3 +158,20 @@ class BasicBlock(Module):
         if self.downsample is not None:
             self.downsample._trace(shape, visit)
         return self.relu._trace(out, visit)
+
+
+def fuse_into_block(first, block):
+    """``first`` (a ConvBNAct with one group) then ``block`` (an InvertedResidual without expansion or
+    shortcut: MobileNetV2's stem and first block) as one :class:`FusedInvertedResidual` call whose first
+    layer is ``first``'s convolution, so that its output, the largest activation of the network, exists
+    only a few rows at a time; None when they do not qualify (another structure, training mode, an
+    ``algo`` set)."""
+    if not isinstance(first, ConvBNAct) or not isinstance(block, InvertedResidual) or block.use_res_connect \
+            or len(block.conv) != 3:
+        return None
+    fused, plan = block._cached("fused", block._fused_kernel), first._plan()
+    conv = first[0]
+    if fused is None or len(plan) != 1 or not isinstance(plan[0], _BoundConv2d) or conv.groups != 1 \
+            or conv.algo != "auto" or any(m.training for m in first):
+        return None
+    return FusedInvertedResidual(plan[0], *fused.steps)

@@ -12,6 +12,7 @@ An inverted residual block's three fused convolutions can run as one kernel
 import numpy as np
 
 from .._alloc import empty as aligned_empty
+from .._kernels import conv_direct as _direct
 from .._kernels import depthwise as _depthwise
 from .._kernels import gemm as _gemm
 from .._kernels import inverted_residual as _inverted_residual
@@ -59,7 +60,8 @@ def fusion_plan(modules):
 
 class FusedInvertedResidual:
     """``project(depthwise(expand(x))) + residual`` of three fused convolutions (``fused_conv``'s callables:
-    an optional 1x1 expansion, a depthwise layer, a 1x1 projection) as one call of the
+    an optional first layer, a 1x1 expansion or a KxK convolution with one group, a depthwise layer, a 1x1
+    projection) as one call of the
     ``inverted_residual`` kernel, which keeps the expanded and depthwise tensors a few rows at a time in
     each core's cache instead of writing them out (see src/inverted_residual.pyx).  The weights are packed
     for it once, here.  An input or residual the kernel does not take as it is (another dtype, not
@@ -72,7 +74,15 @@ class FusedInvertedResidual:
         self.dtype = project.weight.dtype
         self.in_channels = channels if expand is None else expand.conv.in_channels
         self.out_channels = project.conv.out_channels
-        self.expand = None if expand is None else _gemm.pack_b(expand.weight.reshape(-1, channels))
+        # A first layer other than a 1x1 (MobileNetV2's 3x3 stem before its first block) runs the direct
+        # kernel's tile on its packed weights; a 1x1 expansion the GEMM's.
+        self.first_conv = None if expand is None or is_pointwise(expand.conv) else expand.conv
+        if expand is None:
+            self.expand = None
+        elif self.first_conv is not None:
+            self.expand = _direct.pack_weights(expand.weight, 1)
+        else:
+            self.expand = _gemm.pack_b(expand.weight.reshape(-1, channels))
         self.expand_bias = None if expand is None else expand.bias
         self.expand_act = (0, 0.0) if expand is None else expand._act
         self.dw_weight = _depthwise.pack_weights(depthwise.weight, channels)
@@ -80,7 +90,7 @@ class FusedInvertedResidual:
         self.project = _gemm.pack_b(project.weight.reshape(channels, -1))
         self.acts = (depthwise._act, project._act)
         self.project_bias = project.bias
-        self._geometry = {}   # input (H, W) -> (stride, dilation, pads, output size)
+        self._geometry = {}   # input (H, W) -> (depthwise geometry, first layer's geometry or None)
 
     def _fits(self, a):
         return type(a) is np.ndarray and a.dtype == self.dtype and a.flags.c_contiguous
@@ -94,14 +104,30 @@ class FusedInvertedResidual:
             return last(x, residual=residual)
         geometry = self._geometry.get(x.shape[1:3])
         if geometry is None:
-            d = self.depthwise
-            geometry = self._geometry[x.shape[1:3]] = conv_geometry(x.shape[1:3], d.kernel_size, d.stride,
-                                                                   d.padding, d.dilation)
-        (sh, sw), (dh, dw), (pt, _, pl, _), (hout, wout) = geometry
+            geometry = self._geometry[x.shape[1:3]] = self._resolve(x.shape[1:3])
+        ((sh, sw), (dh, dw), (pt, _, pl, _), (hout, wout)), first = geometry
         out = aligned_empty((x.shape[0], hout, wout, self.out_channels), self.dtype)
         (dw_act, dw_alpha), (project_act, project_alpha) = self.acts
         _inverted_residual.inverted_residual_nhwc(
             x, self.expand, self.expand_bias, *self.expand_act, self.dw_weight, self.dw_bias, dw_act, dw_alpha,
             self.project, self.project_bias, project_act, project_alpha, out, sh, sw, pt, pl, dh, dw,
-            resolve_num_threads(None), residual=residual)
+            resolve_num_threads(None), residual=residual, expand_geometry=first)
         return out
+
+    def _resolve(self, size):
+        """The depthwise layer's geometry (conv_geometry's) on an input of ``size`` (H, W), and the first
+        layer's as the kernel takes it (stride, top/left padding, dilation, output size), or None."""
+        first = None
+        if self.first_conv is not None:
+            c = self.first_conv
+            (sh, sw), (dh, dw), (pt, _, pl, _), size = conv_geometry(size, c.kernel_size, c.stride, c.padding,
+                                                                     c.dilation)
+            first = (sh, sw, pt, pl, dh, dw, *size)
+        d = self.depthwise
+        return conv_geometry(size, d.kernel_size, d.stride, d.padding, d.dilation), first
+
+
+def is_pointwise(conv):
+    """Whether ``conv`` is a plain 1x1 convolution: stride 1, no padding, one group."""
+    return (conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
+            and conv.groups == 1)
