@@ -20,7 +20,12 @@ expanded twice.
 
 Bands: an image is cut into as many bands as it takes for the images x bands to share evenly between the
 threads (one band per image when the threads divide the batch).  Each thread's ring, depthwise rows and
-packing panel come from one allocation per call.
+packing panel come from one allocation per call.  On 7x7 maps with fewer images than threads the threads
+split channels instead (``run_channel_split``).
+
+The first layer may also be a KxK convolution (MobileNetV2's 3x3 stem before its first block, which has no
+expansion): the ring's rows are then that convolution's output rows, computed by the direct kernel's tile
+(``direct_tile.pxd``'s ``conv_run``), and the stem's output never exists whole.
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
@@ -30,9 +35,9 @@ from activation cimport ACT_NONE, activate_span
 from checks cimport check_geometry, check_min, check_size, optional_image, optional_vector
 from depthwise_row cimport dw_row, tap_rows
 from direct_tile cimport conv_run
-from simd cimport CK_NR_F32, CK_NR_F64
 from gemm cimport (ALIGN, ROWS_IN_PLACE_MAX_N, StridedMatrix, aligned, block_sizes, gemm_serial,
                    pack_a_strided_f32, pack_a_strided_f64, round_up)
+from simd cimport CK_NR_F32, CK_NR_F64
 
 import math
 
