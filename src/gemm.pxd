@@ -18,7 +18,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from activation cimport ACT_NONE, activate_span
-from microkernel cimport CK_ACT_RELU6, gemm_tile, gemm_tile_store, micro_tile, half_tile_store
+from microkernel cimport CK_ACT_RELU6, gemm_tile, gemm_tile_store, half_tile_store, micro_tile
 from simd cimport CK_ACC_LEN, CK_MR, CK_NR_F32, CK_NR_F64
 
 cdef extern from *:

@@ -29,7 +29,8 @@ expansion): the ring's rows are then that convolution's output rows, computed by
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 
 from activation cimport ACT_NONE, activate_span
 from checks cimport check_geometry, check_min, check_size, optional_image, optional_vector
@@ -247,13 +248,14 @@ def inverted_residual_nhwc(const floating[:, :, :, ::1] x, expand, expand_bias, 
     cdef Py_ssize_t per_thread = ring_len + depth_len + panel_len + rows_len
     # The expansion's padding reads a kernel row of zeros (conv_direct's convention).
     cdef Py_ssize_t zeros_len = round_up(ec.KW * Cin if conv_first else 0, ALIGN)
-    cdef void* raw = calloc(num_threads * per_thread + zeros_len + ALIGN, sizeof(floating))
+    cdef void* raw = malloc((num_threads * per_thread + zeros_len) * sizeof(floating) + ALIGN)
     if raw == NULL:
         raise MemoryError("cannot allocate the inverted residual block's per-thread rows")
     cdef floating* work = <floating*>aligned(raw)
     if conv_first:
         ec.weight = &ec_view[0, 0, 0, 0, 0, 0]
         ec.zeros = work + num_threads * per_thread
+        memset(work + num_threads * per_thread, 0, zeros_len * sizeof(floating))
     cdef floating* mine
     cdef Py_ssize_t item, band
     with nogil:

@@ -96,7 +96,6 @@ class InvertedResidual(Module):
         bound = [p[0] for p in steps]
         return FusedInvertedResidual(None if len(bound) == 2 else bound[0], *bound[-2:])
 
-
     def _backward(self, grad, input_grad):
         self._saved()
         g = self.conv._backward(grad, input_grad)

@@ -61,10 +61,9 @@ def fusion_plan(modules):
 class FusedInvertedResidual:
     """``project(depthwise(expand(x))) + residual`` of three fused convolutions (``fused_conv``'s callables:
     an optional first layer, a 1x1 expansion or a KxK convolution with one group, a depthwise layer, a 1x1
-    projection) as one call of the
-    ``inverted_residual`` kernel, which keeps the expanded and depthwise tensors a few rows at a time in
-    each core's cache instead of writing them out (see src/inverted_residual.pyx).  The weights are packed
-    for it once, here.  An input or residual the kernel does not take as it is (another dtype, not
+    projection) as one call of the ``inverted_residual`` kernel, which keeps the expanded and depthwise
+    tensors a few rows at a time in each core's cache instead of writing them out (see
+    src/inverted_residual.pyx).  The weights are packed for it once, here.  An input or residual the kernel does not take as it is (another dtype, not
     C-contiguous) goes through the three steps instead."""
 
     def __init__(self, expand, depthwise, project):
